@@ -146,4 +146,3 @@ func peerUID(c net.Conn) int {
 	})
 	return uid
 }
-

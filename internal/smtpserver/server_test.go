@@ -46,8 +46,8 @@ type memWriter struct {
 func newMemStore() *memStore { return &memStore{msgs: map[spool.ID]*memMsg{}} }
 
 func (s *memStore) Create(context.Context) (spool.Writer, error) { return &memWriter{s: s}, nil }
-func (w *memWriter) Write(p []byte) (int, error)                { return w.buf.Write(p) }
-func (w *memWriter) Abort() error                               { w.done = true; return nil }
+func (w *memWriter) Write(p []byte) (int, error)                 { return w.buf.Write(p) }
+func (w *memWriter) Abort() error                                { w.done = true; return nil }
 func (w *memWriter) Commit(_ context.Context, env spool.Envelope) (spool.ID, error) {
 	if w.done {
 		return "", fmt.Errorf("writer already finished")
@@ -107,7 +107,7 @@ func (s *memStore) only(t *testing.T) *memMsg {
 type fakeRecipients struct{}
 
 func (fakeRecipients) IsLocalDomain(d string) bool { return d == "example.org" }
-func (fakeRecipients) Postmaster() string           { return "postmaster@example.org" }
+func (fakeRecipients) Postmaster() string          { return "postmaster@example.org" }
 func (fakeRecipients) Expand(addr string) ([]string, []string, error) {
 	switch strings.ToLower(addr) {
 	case "alice@example.org", "postmaster@example.org":
@@ -135,8 +135,8 @@ func (c *countingThrottle) Allowed(netip.Addr) bool {
 	defer c.mu.Unlock()
 	return c.failures < c.max
 }
-func (c *countingThrottle) Failure(netip.Addr) { c.mu.Lock(); c.failures++; c.mu.Unlock() }
-func (c *countingThrottle) Success(netip.Addr) { c.mu.Lock(); c.failures = 0; c.mu.Unlock() }
+func (c *countingThrottle) Failure(netip.Addr)             { c.mu.Lock(); c.failures++; c.mu.Unlock() }
+func (c *countingThrottle) Success(netip.Addr)             { c.mu.Lock(); c.failures = 0; c.mu.Unlock() }
 func (c *countingThrottle) Delay(netip.Addr) time.Duration { return 0 }
 
 func selfSigned(t testing.TB) *tls.Config {

@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"mxward/internal/auth"
+	"mxward/internal/config"
+	"mxward/internal/delivery"
+	"mxward/internal/local"
+	"mxward/internal/smtpserver"
+	"mxward/internal/spool"
+	"mxward/internal/tlscert"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (default: $MXWARD_CONFIG, "+systemConfig+" if present, else embedded defaults)")
+	logFormat := fs.String("log-format", "", "log format: text or json (overrides log_format)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 64, err: errors.New("")}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 64, err: fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, source, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	switch *logFormat {
+	case "":
+	case "text", "json":
+		cfg.LogFormat = config.LogFormat(*logFormat)
+	default:
+		return &exitError{code: 64, err: fmt.Errorf("serve: --log-format must be text or json, not %q", *logFormat)}
+	}
+	log := newLogger(stderr, cfg)
+	log.Info("starting", "version", versionString(), "config", source, "hostname", cfg.Hostname, "data_dir", cfg.DataDir)
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	d, err := startDaemon(ctx, cfg, log)
+	if err != nil {
+		log.Error("start failed", "error", err)
+		return &exitError{code: 1, err: err}
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			d.reload(*cfgPath, source)
+			continue
+		}
+		log.Info("shutting down", "signal", sig.String())
+		break
+	}
+	return d.shutdown(30 * time.Second)
+}
+
+func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// daemon is a running mxward: listeners, the spool and the delivery workers.
+type daemon struct {
+	log    *slog.Logger
+	cfg    *config.Config
+	store  *spool.FileStore
+	certs  *tlscert.Store
+	srv    *smtpserver.Server
+	local  *delivery.Local
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sock   string
+}
+
+func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	store, err := spool.Open(ctx, filepath.Join(cfg.DataDir, "spool"), spool.Options{Logger: log.With("component", "spool")})
+	if err != nil {
+		return nil, fmt.Errorf("open spool: %w", err)
+	}
+	d := &daemon{log: log, cfg: cfg, store: store}
+	ok := false
+	defer func() {
+		if !ok {
+			store.Close()
+		}
+	}()
+
+	d.certs, err = tlscert.Load(ctx, tlscert.Options{
+		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, DataDir: cfg.DataDir,
+		Hostname: cfg.Hostname, Logger: log.With("component", "tls"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+
+	transport, name, err := localTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.local = &delivery.Local{
+		Store: store, Transport: transport, Name: name, Separator: cfg.Local.SubaddressSeparator,
+		Log: log.With("component", "local"),
+	}
+	scfg, err := d.serverConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.srv = smtpserver.New(scfg, store, log.With("component", "smtp"))
+
+	// Bind everything before serving anything, so a port conflict fails the start cleanly.
+	type bound struct {
+		ln net.Listener
+		l  smtpserver.Listener
+	}
+	var lns []bound
+	closeAll := func() {
+		for _, b := range lns {
+			b.ln.Close()
+		}
+	}
+	for _, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listen on %s (listener %q): %w", l.Address, l.Name, err)
+		}
+		lns = append(lns, bound{ln, smtpserver.Listener{Name: l.Name, Role: smtpserver.Role(l.Role), TLS: smtpserver.TLSMode(l.TLS)}})
+		log.Info("listening", "listener", l.Name, "address", ln.Addr().String(), "role", string(l.Role), "tls", string(l.TLS))
+	}
+	if cfg.Sendmail.Socket != "" {
+		ln, err := listenUnix(cfg.Sendmail.Socket)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		d.sock = cfg.Sendmail.Socket
+		lns = append(lns, bound{ln, smtpserver.Listener{Name: "sendmail", Role: smtpserver.RoleLocal, TLS: smtpserver.TLSNone}})
+		log.Info("listening", "listener", "sendmail", "address", cfg.Sendmail.Socket, "role", "local")
+	}
+
+	ctx, d.cancel = context.WithCancel(ctx)
+	for _, b := range lns {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.srv.Serve(b.ln, b.l); err != nil && !errors.Is(err, smtpserver.ErrServerClosed) {
+				log.Error("listener stopped", "listener", b.l.Name, "error", err)
+			}
+		}()
+	}
+	d.wg.Add(2)
+	go func() { defer d.wg.Done(); d.local.Run(ctx) }()
+	go func() { defer d.wg.Done(); d.certs.Watch(ctx, 30*time.Second) }()
+	ok = true
+	log.Info("ready")
+	return d, nil
+}
+
+// listenUnix opens the sendmail socket. Any local user may inject mail, as with Postfix's
+// world-writable maildrop, so the socket is mode 0666; the Received header records the
+// sender's uid.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create sendmail socket directory: %w", err)
+	}
+	// A socket left by a previous run that died; refuse to remove anything else.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("sendmail socket %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("sendmail socket %s is in use: is another mxward running?", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on sendmail socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod sendmail socket: %w", err)
+	}
+	return ln, nil
+}
+
+func localTransport(cfg *config.Config) (delivery.LocalTransport, string, error) {
+	switch cfg.Local.Delivery {
+	case config.DeliveryLMTP:
+		c, err := local.NewLMTP(cfg.Local.LMTP.String(), cfg.Hostname)
+		if err != nil {
+			return nil, "", fmt.Errorf("local.lmtp: %w", err)
+		}
+		return c, "lmtp", nil
+	default:
+		md, err := local.NewMaildir(cfg.Local.Maildir, cfg.Hostname)
+		if err != nil {
+			return nil, "", fmt.Errorf("local.maildir: %w", err)
+		}
+		return delivery.MaildirTransport{Maildir: md}, "maildir", nil
+	}
+}
+
+// serverConfig turns the file's settings into the SMTP server's.
+func (d *daemon) serverConfig(cfg *config.Config) (smtpserver.Config, error) {
+	mailboxes := map[string][]string{}
+	for _, m := range cfg.Local.Mailboxes {
+		if i := strings.LastIndexByte(m, '@'); i > 0 {
+			dom := strings.ToLower(m[i+1:])
+			mailboxes[dom] = append(mailboxes[dom], m[:i])
+		}
+	}
+	res, err := local.NewResolver(local.Config{
+		Domains: cfg.Local.Domains, Mailboxes: mailboxes, Aliases: cfg.Local.Aliases,
+		CatchAll: cfg.Local.CatchAll, DetailSeparator: cfg.Local.SubaddressSeparator,
+	})
+	if err != nil {
+		return smtpserver.Config{}, err
+	}
+	users := make([]auth.User, len(cfg.Users))
+	for i, u := range cfg.Users {
+		users[i] = auth.User{Name: u.Name, PasswordHash: string(u.PasswordHash)}
+	}
+	us, err := auth.NewUsers(users)
+	if err != nil {
+		return smtpserver.Config{}, fmt.Errorf("users: %w", err)
+	}
+	lim := cfg.Limits
+	return smtpserver.Config{
+		Hostname:            cfg.Hostname,
+		MaxMessageSize:      int64(lim.MaxMessageSize),
+		MaxRecipients:       lim.MaxRecipients,
+		MaxLineLength:       lim.MaxLineLength,
+		MaxCommandLength:    lim.MaxCommandLength,
+		MaxConnections:      lim.MaxConnections,
+		MaxConnectionsPerIP: lim.MaxConnectionsPerIP,
+		CommandTimeout:      time.Duration(lim.CommandTimeout),
+		DataTimeout:         time.Duration(lim.DataTimeout),
+		MaxErrors:           lim.MaxErrors,
+		TrustedNetworks:     cfg.Relay.TrustedNetworks,
+		TLS:                 d.certs.ServerConfig(uint16(cfg.TLS.MinVersion), cfg.TLS.SessionTickets),
+		Recipients:          resolverAdapter{res, cfg.Local.Domains},
+		Users:               us,
+		AuthThrottle:        auth.NewThrottle(cfg.Auth.MaxFailures, time.Duration(cfg.Auth.FailureWindow), nil),
+		Queued: func(_ spool.ID, env *spool.Envelope) {
+			for _, r := range env.Recipients {
+				if r.Local {
+					d.local.Kick()
+					return
+				}
+			}
+		},
+	}, nil
+}
+
+// resolverAdapter lets the SMTP server ask the local resolver about recipients.
+type resolverAdapter struct {
+	r       *local.Resolver
+	domains []string
+}
+
+func (a resolverAdapter) IsLocalDomain(d string) bool { return a.r.IsLocal(d) }
+
+func (a resolverAdapter) Postmaster() string {
+	if len(a.domains) == 0 {
+		return ""
+	}
+	return "postmaster@" + a.domains[0]
+}
+
+func (a resolverAdapter) Expand(addr string) (loc, remote []string, err error) {
+	res, err := a.r.Resolve(addr)
+	if errors.Is(err, local.ErrNoSuchUser) {
+		return nil, nil, smtpserver.ErrNoSuchUser
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range res.Mailboxes {
+		loc = append(loc, m.Address())
+	}
+	return loc, res.Remote, nil
+}
+
+// reload rereads the configuration and certificates (SIGHUP). Sessions already open keep
+// the settings they started with; listeners and the delivery method need a restart.
+func (d *daemon) reload(path, source string) {
+	if source == "embedded defaults" {
+		path = ""
+	} else if path == "" {
+		path = source
+	}
+	cfg := config.Default()
+	if path != "" {
+		c, err := config.Load(path)
+		if err != nil {
+			d.log.Error("reload failed, keeping the running configuration", "error", err)
+			return
+		}
+		cfg = c
+	}
+	d.certs.Reload()
+	scfg, err := d.serverConfig(cfg)
+	if err != nil {
+		d.log.Error("reload failed, keeping the running configuration", "error", err)
+		return
+	}
+	if !sameListeners(d.cfg, cfg) || d.cfg.Local.Delivery != cfg.Local.Delivery ||
+		d.cfg.Local.Maildir != cfg.Local.Maildir || d.cfg.Local.LMTP != cfg.Local.LMTP || d.cfg.DataDir != cfg.DataDir {
+		d.log.Warn("listener, data_dir and local delivery changes take effect after a restart")
+	}
+	d.srv.Reload(scfg)
+	d.cfg = cfg
+	d.log.Info("configuration reloaded", "config", path)
+}
+
+func sameListeners(a, b *config.Config) bool {
+	if len(a.Listeners) != len(b.Listeners) || a.Sendmail.Socket != b.Sendmail.Socket {
+		return false
+	}
+	for i := range a.Listeners {
+		if a.Listeners[i] != b.Listeners[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// shutdown drains sessions (idle ones get 421 at once, transactions may finish), stops the
+// workers and closes the spool.
+func (d *daemon) shutdown(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := d.srv.Shutdown(ctx)
+	d.cancel()
+	d.wg.Wait()
+	if d.sock != "" {
+		os.Remove(d.sock)
+	}
+	if cerr := d.store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		d.log.Error("shutdown", "error", err)
+		return err
+	}
+	d.log.Info("stopped")
+	return nil
+}
