@@ -49,6 +49,7 @@ type Config struct {
 	Local     Local      `toml:"local"`
 	Sendmail  Sendmail   `toml:"sendmail"`
 	Admin     Admin      `toml:"admin"`
+	Delivery  Outbound   `toml:"delivery"`
 }
 
 // TLS is the server certificate and protocol settings shared by all
@@ -151,6 +152,52 @@ type Admin struct {
 	AllowRemote bool   `toml:"allow_remote"`
 }
 
+// Outbound is the [delivery] table: delivery to other domains' MX hosts: concurrency, retries,
+// routing and transport security.
+type Outbound struct {
+	// TLSLevel is the security level for destinations without a policy of their own
+	// (Postfix's smtp_tls_security_level): none, may, encrypt, dane, dane-only, verify,
+	// secure or fingerprint.
+	TLSLevel string `toml:"tls_level"`
+	// MaxConnections bounds outbound sessions in total, MaxConnectionsPerDomain those to
+	// one destination domain.
+	MaxConnections          int `toml:"max_connections"`
+	MaxConnectionsPerDomain int `toml:"max_connections_per_domain"`
+	// MaxMessagesPerConnection caps how many messages one session carries before it is
+	// closed (connection reuse).
+	MaxMessagesPerConnection int `toml:"max_messages_per_connection"`
+	// RetryFirst is the wait after the first failed attempt; it doubles up to RetryMax.
+	RetryFirst Duration `toml:"retry_first"`
+	RetryMax   Duration `toml:"retry_max"`
+	// MessageLifetime is how long a message is retried before it bounces.
+	MessageLifetime Duration `toml:"message_lifetime"`
+	// DelayWarning is the age at which a "delayed" DSN is sent once; 0 disables it.
+	DelayWarning Duration `toml:"delay_warning"`
+	// AddressPreference orders a host's addresses: ipv6, ipv4, ipv6-only or ipv4-only.
+	AddressPreference string `toml:"address_preference"`
+	// AddressLimit is the most addresses tried per delivery attempt.
+	AddressLimit int `toml:"address_limit"`
+	// DNSServers are the resolvers asked ("127.0.0.1:53"); empty means the nameserver
+	// lines of /etc/resolv.conf.
+	DNSServers []string `toml:"dns_servers"`
+	// ConnectTimeout bounds the TCP connect to one address.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// Smarthost, when set, receives all outbound mail: "[relay.example.net]:587" (no MX
+	// lookup) or "relay.example.net" (MX lookup).
+	Smarthost string `toml:"smarthost"`
+	// SmarthostUser and SmarthostPasswordFile authenticate to the smarthost (AUTH PLAIN,
+	// only over TLS). The password is read from a file so that it stays out of the
+	// configuration.
+	SmarthostUser         string `toml:"smarthost_user"`
+	SmarthostPasswordFile string `toml:"smarthost_password_file"`
+	// Transport maps a destination domain to a fixed next hop, with the smarthost syntax.
+	Transport map[string]string `toml:"transport"`
+	// TLSPolicy maps a destination domain (".example.com" for its subdomains) to a
+	// security level with attributes: "secure match=.example.com", "fingerprint
+	// match=DIGEST", "encrypt", "none".
+	TLSPolicy map[string]string `toml:"tls_policy"`
+}
+
 // Default returns the configuration used when no file is given: a server on
 // loopback ports 2525 (inbound) and 2587 (submission) that relays for
 // loopback clients, keeps its data in ./mxward-data and has no local domains.
@@ -197,6 +244,19 @@ func defaults() *Config {
 			SubaddressSeparator: "+",
 		},
 		Admin: Admin{Address: "127.0.0.1:9425"},
+		Delivery: Outbound{
+			TLSLevel:                 "may",
+			MaxConnections:           100,
+			MaxConnectionsPerDomain:  10,
+			MaxMessagesPerConnection: 50,
+			RetryFirst:               Duration(5 * time.Minute),
+			RetryMax:                 Duration(time.Hour),
+			MessageLifetime:          Duration(5 * 24 * time.Hour),
+			DelayWarning:             Duration(4 * time.Hour),
+			AddressPreference:        "ipv6",
+			AddressLimit:             5,
+			ConnectTimeout:           Duration(30 * time.Second),
+		},
 	}
 }
 

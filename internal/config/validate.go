@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"mxward/internal/tlspolicy"
 )
 
 // Bounds for numeric settings. They exist to catch typos (an extra zero, a
@@ -51,6 +53,80 @@ func (d *decoder) validate(c *Config) {
 			c.Sendmail.Socket, len(c.Sendmail.Socket), maxUnixSocketPath)
 	}
 	d.validateAdmin(&c.Admin)
+	d.validateDelivery(&c.Delivery)
+}
+
+func (d *decoder) validateDelivery(dl *Outbound) {
+	if _, err := tlspolicy.ParsePolicy(dl.TLSLevel); err != nil || strings.Contains(dl.TLSLevel, " ") {
+		d.errorf("delivery.tls_level", "%q is not a security level (none, may, encrypt, dane, dane-only, verify, secure, fingerprint)", dl.TLSLevel)
+	}
+	d.intRange("delivery.max_connections", dl.MaxConnections, 1, 100_000)
+	d.intRange("delivery.max_connections_per_domain", dl.MaxConnectionsPerDomain, 1, 10_000)
+	d.intRange("delivery.max_messages_per_connection", dl.MaxMessagesPerConnection, 1, 100_000)
+	d.intRange("delivery.address_limit", dl.AddressLimit, 1, 100)
+	d.positive("delivery.retry_first", dl.RetryFirst)
+	d.positive("delivery.retry_max", dl.RetryMax)
+	d.positive("delivery.message_lifetime", dl.MessageLifetime)
+	d.positive("delivery.connect_timeout", dl.ConnectTimeout)
+	if dl.RetryMax < dl.RetryFirst {
+		d.errorf("delivery.retry_max", "must not be shorter than delivery.retry_first")
+	}
+	switch dl.AddressPreference {
+	case "ipv6", "ipv4", "ipv6-only", "ipv4-only":
+	default:
+		d.errorf("delivery.address_preference", "%q: use ipv6, ipv4, ipv6-only or ipv4-only", dl.AddressPreference)
+	}
+	for i, s := range dl.DNSServers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			d.errorf(indexKey("delivery.dns_servers", i), "%q: want host:port, e.g. \"127.0.0.1:53\"", s)
+		}
+	}
+	if (dl.SmarthostUser == "") != (dl.SmarthostPasswordFile == "") {
+		d.errorf("delivery.smarthost_user", "smarthost_user and smarthost_password_file go together")
+	}
+	if dl.SmarthostUser != "" && dl.Smarthost == "" {
+		d.errorf("delivery.smarthost_user", "set without delivery.smarthost")
+	}
+	if dl.TLSPolicy != nil {
+		pol := make(map[string]string, len(dl.TLSPolicy))
+		for _, dom := range keysByLine(d, "delivery.tls_policy", dl.TLSPolicy) {
+			key := childKey("delivery.tls_policy", dom)
+			if err := CheckPolicyDomain(dom); err != nil {
+				d.errorf(key, "%v", err)
+				continue
+			}
+			if _, err := tlspolicy.ParsePolicy(dl.TLSPolicy[dom]); err != nil {
+				d.errorf(key, "%v", err)
+				continue
+			}
+			pol[strings.ToLower(dom)] = dl.TLSPolicy[dom]
+		}
+		dl.TLSPolicy = pol
+	}
+	if dl.Transport != nil {
+		tr := make(map[string]string, len(dl.Transport))
+		for _, dom := range keysByLine(d, "delivery.transport", dl.Transport) {
+			key := childKey("delivery.transport", dom)
+			if err := CheckPolicyDomain(dom); err != nil {
+				d.errorf(key, "%v", err)
+				continue
+			}
+			if dl.Transport[dom] == "" {
+				d.errorf(key, "empty next hop")
+				continue
+			}
+			tr[strings.ToLower(dom)] = dl.Transport[dom]
+		}
+		dl.Transport = tr
+	}
+}
+
+// CheckPolicyDomain accepts a domain, or ".domain" meaning its subdomains.
+func CheckPolicyDomain(s string) error {
+	if err := checkHostname(strings.TrimPrefix(s, ".")); err != nil {
+		return fmt.Errorf("%q is not a domain or .domain: %v", s, err)
+	}
+	return nil
 }
 
 func (d *decoder) validateTLS(t *TLS) {
