@@ -8,6 +8,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"fmt"
 	"net"
 	"os"
@@ -444,4 +446,32 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	swaks(t, "--server", in.addr("inbound"), "--from", "x@remote.test", "--to", "sales@example.test")
 	in.maildir("bob", 1)
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	port := freePort(t)
+	in := startInstance(t, "")
+	// Restart with the admin listener on a free loopback port.
+	in.stop(syscall.SIGTERM)
+	cfg, _ := os.ReadFile(in.cfgPath)
+	cfg = bytes.Replace(cfg, []byte("[admin]\naddress = \"\""), []byte(fmt.Sprintf("[admin]\naddress = \"127.0.0.1:%d\"", port)), 1)
+	os.WriteFile(in.cfgPath, cfg, 0o644)
+	in.start()
+	swaks(t, "--server", in.addr("inbound"), "--from", "x@remote.test", "--to", "alice@example.test")
+	in.maildir("alice", 1)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`mxward_deliveries_total{policy="local-delivery",result="delivered",tls="none"} 1`,
+		"mxward_queue_messages 0",
+		"go_goroutines",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
 }

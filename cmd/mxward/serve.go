@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,6 +16,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"mxward/internal/auth"
 	"mxward/internal/config"
@@ -91,6 +96,8 @@ type daemon struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sock   string
+	reg    *prometheus.Registry
+	admin  *http.Server
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -160,6 +167,29 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		d.sock = cfg.Sendmail.Socket
 		lns = append(lns, bound{ln, smtpserver.Listener{Name: "sendmail", Role: smtpserver.RoleLocal, TLS: smtpserver.TLSNone}})
 		log.Info("listening", "listener", "sendmail", "address", cfg.Sendmail.Socket, "role", "local")
+	}
+
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.local.Metrics = delivery.NewMetrics(d.reg, store)
+	if cfg.Admin.Address != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listen on admin address %s: %w", cfg.Admin.Address, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		d.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener stopped", "error", err)
+			}
+		}()
+		log.Info("listening", "listener", "admin", "address", ln.Addr().String(), "role", "admin")
 	}
 
 	ctx, d.cancel = context.WithCancel(ctx)
@@ -357,6 +387,9 @@ func (d *daemon) shutdown(grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err := d.srv.Shutdown(ctx)
+	if d.admin != nil {
+		d.admin.Shutdown(ctx)
+	}
 	d.cancel()
 	d.wg.Wait()
 	if d.sock != "" {

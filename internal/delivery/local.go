@@ -52,6 +52,7 @@ type Local struct {
 	Log         *slog.Logger
 	Now         func() time.Time
 	Jitter      func() float64
+	Metrics     *Metrics // nil: no metrics
 
 	kick chan struct{}
 	once sync.Once
@@ -173,6 +174,9 @@ func (l *Local) deliver(ctx context.Context, m *spool.Message) {
 			o.Fields["reason"] = reason
 		}
 		outcomes = append(outcomes, o)
+		if l.Metrics != nil {
+			l.Metrics.Deliveries.WithLabelValues(o.Result, "local-delivery", "none").Inc()
+		}
 		level := slog.LevelInfo
 		if o.Result != string(local.Delivered) {
 			level = slog.LevelWarn

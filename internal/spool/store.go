@@ -758,3 +758,29 @@ func (s *FileStore) Due(ctx context.Context, now time.Time, local bool, limit in
 	}
 	return out, nil
 }
+
+// QueueStats is the size of the queue, for metrics.
+type QueueStats struct {
+	Messages int       // messages with at least one recipient not yet final
+	Oldest   time.Time // arrival of the oldest such message; zero when empty
+}
+
+// QueueStats counts the queued messages and finds the oldest. Finished messages are
+// deleted from the index, so this is a count of the messages table; IDs sort by time,
+// so the oldest is the smallest ID.
+func (s *FileStore) QueueStats(ctx context.Context) (QueueStats, error) {
+	if err := s.begin(); err != nil {
+		return QueueStats{}, err
+	}
+	defer s.end()
+	var st QueueStats
+	var oldest sql.NullInt64
+	err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), (SELECT received_at FROM messages ORDER BY id LIMIT 1) FROM messages`).Scan(&st.Messages, &oldest)
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	if oldest.Valid {
+		st.Oldest = fromNanos(oldest.Int64)
+	}
+	return st, nil
+}

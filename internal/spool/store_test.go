@@ -855,3 +855,26 @@ func TestSharedOpen(t *testing.T) {
 		t.Errorf("server Get after delete by second opener = %v", err)
 	}
 }
+
+func TestQueueStats(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	st, err := Open(context.Background(), t.TempDir(), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if qs, err := st.QueueStats(context.Background()); err != nil || qs.Messages != 0 || !qs.Oldest.IsZero() {
+		t.Fatalf("empty: %+v %v", qs, err)
+	}
+	for i := 0; i < 3; i++ {
+		w, _ := st.Create(context.Background())
+		w.Write([]byte("x\r\n"))
+		if _, err := w.Commit(context.Background(), Envelope{ReceivedAt: now.Add(time.Duration(i) * time.Minute), Recipients: []Recipient{{Addr: "a@b.example"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qs, err := st.QueueStats(context.Background())
+	if err != nil || qs.Messages != 3 || !qs.Oldest.Equal(now) {
+		t.Fatalf("stats %+v %v", qs, err)
+	}
+}
