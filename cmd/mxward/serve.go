@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,10 +25,14 @@ import (
 	"mxward/internal/auth"
 	"mxward/internal/config"
 	"mxward/internal/delivery"
+	"mxward/internal/dns"
 	"mxward/internal/local"
+	"mxward/internal/route"
+	"mxward/internal/smtpclient"
 	"mxward/internal/smtpserver"
 	"mxward/internal/spool"
 	"mxward/internal/tlscert"
+	"mxward/internal/tlspolicy"
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -93,6 +98,7 @@ type daemon struct {
 	certs  *tlscert.Store
 	srv    *smtpserver.Server
 	local  *delivery.Local
+	remote *delivery.Remote
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sock   string
@@ -128,11 +134,32 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	if err != nil {
 		return nil, err
 	}
+	scfg, err := d.serverConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	retry := delivery.Retry{First: time.Duration(cfg.Delivery.RetryFirst), Max: time.Duration(cfg.Delivery.RetryMax),
+		Lifetime: time.Duration(cfg.Delivery.MessageLifetime)}
+	bouncer := &delivery.Bouncer{
+		Store: store, Hostname: cfg.Hostname, Log: log.With("component", "dsn"),
+		IsLocal: func(addr string) bool {
+			i := strings.LastIndexByte(addr, '@')
+			return i >= 0 && scfg.Recipients.IsLocalDomain(strings.ToLower(addr[i+1:]))
+		},
+		Queued: func(local bool) {
+			if local {
+				d.local.Kick()
+			} else {
+				d.remote.Kick()
+			}
+		},
+	}
 	d.local = &delivery.Local{
 		Store: store, Transport: transport, Name: name, Separator: cfg.Local.SubaddressSeparator,
-		Log: log.With("component", "local"),
+		Log: log.With("component", "local"), Retry: retry, Bouncer: bouncer,
+		DelayWarning: time.Duration(cfg.Delivery.DelayWarning),
 	}
-	scfg, err := d.serverConfig(cfg)
+	d.remote, err = newRemote(cfg, store, retry, bouncer, log.With("component", "delivery"))
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +199,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.local.Metrics = delivery.NewMetrics(d.reg, store)
+	d.remote.Metrics = d.local.Metrics
 	if cfg.Admin.Address != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Address)
 		if err != nil {
@@ -202,8 +230,9 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 			}
 		}()
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.local.Run(ctx) }()
+	go func() { defer d.wg.Done(); d.remote.Run(ctx) }()
 	go func() { defer d.wg.Done(); d.certs.Watch(ctx, 30*time.Second) }()
 	ok = true
 	log.Info("ready")
@@ -301,7 +330,8 @@ func (d *daemon) serverConfig(cfg *config.Config) (smtpserver.Config, error) {
 			for _, r := range env.Recipients {
 				if r.Local {
 					d.local.Kick()
-					return
+				} else {
+					d.remote.Kick()
 				}
 			}
 		},
@@ -404,4 +434,69 @@ func (d *daemon) shutdown(grace time.Duration) error {
 	}
 	d.log.Info("stopped")
 	return nil
+}
+
+// newRemote builds the outbound delivery engine from the [delivery] table.
+func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *delivery.Bouncer, log *slog.Logger) (*delivery.Remote, error) {
+	dc := cfg.Delivery
+	servers := dc.DNSServers
+	if len(servers) == 0 {
+		var err error
+		if servers, err = dns.ReadResolvConf("/etc/resolv.conf"); err != nil {
+			return nil, fmt.Errorf("delivery: no dns_servers configured and %w", err)
+		}
+	}
+	resolver, err := dns.NewClient(dns.Config{Servers: servers})
+	if err != nil {
+		return nil, fmt.Errorf("delivery.dns_servers: %w", err)
+	}
+	transports := route.Transports{}
+	for dom, hop := range dc.Transport {
+		n, err := route.ParseNexthop(hop)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.transport.%q: %w", dom, err)
+		}
+		transports[dom] = n
+	}
+	if dc.Smarthost != "" {
+		n, err := route.ParseNexthop(dc.Smarthost)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.smarthost: %w", err)
+		}
+		transports["*"] = n
+	}
+	var selfAddrs []netip.Addr
+	for _, l := range cfg.Listeners {
+		if ap, err := netip.ParseAddrPort(l.Address); err == nil && !ap.Addr().IsUnspecified() {
+			selfAddrs = append(selfAddrs, ap.Addr())
+		}
+	}
+	family := map[string]route.Family{"ipv6": route.PreferIPv6, "ipv4": route.PreferIPv4,
+		"ipv6-only": route.IPv6Only, "ipv4-only": route.IPv4Only}[dc.AddressPreference]
+	policies := tlspolicy.Table{}
+	for dom, v := range dc.TLSPolicy {
+		p, err := tlspolicy.ParsePolicy(v)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.tls_policy.%q: %w", dom, err)
+		}
+		policies[dom] = p
+	}
+	return &delivery.Remote{
+		Store: store,
+		Route: delivery.DNSRouter(resolver, route.Options{
+			Family: family, MaxAddresses: dc.AddressLimit, Transport: transports.Lookup,
+			Self: route.SelfSet([]string{cfg.Hostname}, selfAddrs), Logger: log,
+		}),
+		Hostname:     cfg.Hostname,
+		DefaultLevel: tlspolicy.Level(dc.TLSLevel),
+		Policies:     policies,
+		Retry:        retry,
+		DelayWarning: time.Duration(dc.DelayWarning),
+		MaxConns:     dc.MaxConnections,
+		MaxPerDomain: dc.MaxConnectionsPerDomain,
+		MaxPerConn:   dc.MaxMessagesPerConnection,
+		Timeouts:     smtpclient.Timeouts{Connect: time.Duration(dc.ConnectTimeout)},
+		Bouncer:      b,
+		Log:          log,
+	}, nil
 }

@@ -163,3 +163,49 @@ func TestLocalMaildirEndToEnd(t *testing.T) {
 		t.Errorf("queue not empty: %+v", msgs)
 	}
 }
+
+// A permanent local failure sends a DSN to the sender (RFC 3464), queued before the
+// failure is recorded; a null sender never gets one.
+func TestLocalBounceQueuesDSN(t *testing.T) {
+	st, err := spool.Open(context.Background(), t.TempDir(), spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	queue(t, st, "perm@example.test", "ok@example.test")
+	b := &Bouncer{Store: st, Hostname: "mx.example.test", IsLocal: func(a string) bool { return strings.HasSuffix(a, "@example.test") }}
+	l := &Local{Store: st, Transport: &fakeTransport{}, Name: "fake", Bouncer: b}
+	l.RunOnce(context.Background())
+	msgs, err := st.List(context.Background(), spool.Filter{})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("queue after bounce: %v %+v", err, msgs)
+	}
+	d := msgs[0]
+	if d.Envelope.From != "" || len(d.Envelope.Recipients) != 1 || d.Envelope.Recipients[0].Addr != "a@remote.test" || d.Envelope.Recipients[0].Local {
+		t.Fatalf("DSN envelope %+v", d.Envelope)
+	}
+	body, _ := st.Open(context.Background(), d.ID)
+	raw, _ := io.ReadAll(body)
+	body.Close()
+	for _, want := range []string{"multipart/report", "Final-Recipient: rfc822; perm@example.test", "Action: failed", "Status: 5.1.1", "Subject: t"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("DSN lacks %q:\n%s", want, raw)
+		}
+	}
+	if strings.Contains(string(raw), "ok@example.test") {
+		t.Errorf("DSN mentions the delivered recipient:\n%s", raw)
+	}
+
+	// The DSN itself bounces (its recipient here is made local and fails): no DSN for
+	// a DSN (null sender).
+	st2, _ := spool.Open(context.Background(), t.TempDir(), spool.Options{})
+	defer st2.Close()
+	w, _ := st2.Create(context.Background())
+	io.WriteString(w, "Subject: bounce\r\n\r\nx\r\n")
+	w.Commit(context.Background(), spool.Envelope{From: "", Recipients: []spool.Recipient{{Addr: "perm@example.test", Local: true}}})
+	l2 := &Local{Store: st2, Transport: &fakeTransport{}, Name: "fake", Bouncer: &Bouncer{Store: st2, Hostname: "mx.example.test"}}
+	l2.RunOnce(context.Background())
+	if msgs, _ := st2.List(context.Background(), spool.Filter{}); len(msgs) != 0 {
+		t.Fatalf("a DSN was sent for a null-sender message: %+v", msgs)
+	}
+}

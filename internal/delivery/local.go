@@ -53,6 +53,9 @@ type Local struct {
 	Now         func() time.Time
 	Jitter      func() float64
 	Metrics     *Metrics // nil: no metrics
+	Bouncer     *Bouncer // nil: no DSNs
+	// DelayWarning is the age after which a deferral sends a "delayed" DSN; 0 never.
+	DelayWarning time.Duration
 
 	kick chan struct{}
 	once sync.Once
@@ -154,6 +157,7 @@ func (l *Local) deliver(ctx context.Context, m *spool.Message) {
 	}
 
 	outcomes := make([]spool.Outcome, 0, len(results))
+	var failed, delayed, delivered []bounceItem
 	for i, res := range results {
 		r := env.Recipients[i]
 		status := res.Status()
@@ -173,6 +177,18 @@ func (l *Local) deliver(ctx context.Context, m *spool.Message) {
 		if reason != "" {
 			o.Fields["reason"] = reason
 		}
+		item := bounceItem{rcpt: r, reply: o.Reply, expired: reason == "expired", when: now,
+			retryUntil: env.ReceivedAt.Add(l.Retry.withDefaults().Lifetime)}
+		switch o.Result {
+		case string(local.Bounced):
+			failed = append(failed, item)
+		case string(local.Deferred):
+			if l.DelayWarning > 0 && now.Sub(env.ReceivedAt) >= l.DelayWarning {
+				delayed = append(delayed, item)
+			}
+		case string(local.Delivered):
+			delivered = append(delivered, item)
+		}
 		outcomes = append(outcomes, o)
 		if l.Metrics != nil {
 			l.Metrics.Deliveries.WithLabelValues(o.Result, "local-delivery", "none").Inc()
@@ -184,6 +200,10 @@ func (l *Local) deliver(ctx context.Context, m *spool.Message) {
 		l.Log.Log(ctx, level, "delivery", "queue_id", string(m.ID), "rcpt", r.Addr, "domain", domainOf(r.Addr),
 			"result", o.Result, "transport", l.Name, "mailbox", res.Mailbox, "reply", o.Reply, "reason", reason,
 			"attempt", r.Attempts+1)
+	}
+	if l.Bouncer != nil {
+		// Before Record: recording the last final outcome removes the body DSNs return.
+		l.Bouncer.Notify(ctx, m, failed, delayed, delivered, outcomes)
 	}
 	if err := l.Store.Record(ctx, m.ID, outcomes); err != nil {
 		// The delivery happened but could not be recorded: the next run delivers again,

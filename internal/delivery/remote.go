@@ -1,0 +1,624 @@
+package delivery
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"mxward/internal/smtpclient"
+	"mxward/internal/spool"
+	"mxward/internal/tlspolicy"
+)
+
+// Hop is one host to try for a destination, with its addresses in the order to try them.
+type Hop struct {
+	Name    string // host name as the MX record (or transport) gives it; "" for an address literal
+	Addrs   []netip.Addr
+	Port    int  // 0 means Remote.Port
+	Literal bool // the next hop is an address literal: no names to verify
+}
+
+// RouteError is a failure to find where a domain's mail goes.
+type RouteError struct {
+	Permanent bool
+	Code      int    // SMTP code for the DSN, e.g. 550 or 556
+	Enhanced  string // e.g. "5.1.2", "5.1.10", "4.4.3"
+	Reason    string // stable word for logs: nxdomain, null_mx, dns_temporary, ...
+	Err       error
+}
+
+func (e *RouteError) Error() string {
+	if e.Err != nil {
+		return e.Reason + ": " + e.Err.Error()
+	}
+	return e.Reason
+}
+func (e *RouteError) Unwrap() error { return e.Err }
+
+// Router resolves a destination (the part after @ of a recipient) into hops. The
+// nextHop it returns is the domain policies are looked up for: the destination itself, or
+// the transport's or smarthost's domain.
+type Router func(ctx context.Context, domain string) (nextHop string, hops []Hop, err error)
+
+// Remote delivers queued mail to other domains' mail servers. It groups recipients by
+// destination domain, runs a bounded number of sessions per destination and in total,
+// reuses a session for several messages, and records one attempt per recipient.
+type Remote struct {
+	Store    spool.Store
+	Route    Router
+	Hostname string // EHLO name
+	Port     int    // SMTP port of MX hosts; 0 means 25 (tests point it elsewhere)
+
+	DefaultLevel tlspolicy.Level
+	Policies     tlspolicy.Table
+	Roots        *x509.CertPool // nil: system roots
+
+	Retry        Retry
+	DelayWarning time.Duration // 0: no delayed DSNs
+	MaxConns     int           // default 100
+	MaxPerDomain int           // default 10
+	MaxPerConn   int           // messages per session, default 50
+	Timeouts     smtpclient.Timeouts
+	Poll         time.Duration
+
+	Bouncer *Bouncer
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
+	Jitter  func() float64
+
+	once     sync.Once
+	kick     chan struct{}
+	mu       sync.Mutex
+	inflight map[jobKey]bool
+	dests    map[string]*dest
+	conns    chan struct{} // global session slots
+	wg       sync.WaitGroup
+}
+
+type jobKey struct {
+	id     spool.ID
+	domain string
+}
+
+type job struct {
+	key   jobKey
+	msg   *spool.Message
+	rcpts []spool.Recipient
+}
+
+// dest is the queue of jobs for one destination domain.
+type dest struct {
+	jobs    []*job
+	workers int
+}
+
+func (r *Remote) init() {
+	r.once.Do(func() {
+		r.kick = make(chan struct{}, 1)
+		r.inflight = make(map[jobKey]bool)
+		r.dests = make(map[string]*dest)
+		if r.Port == 0 {
+			r.Port = 25
+		}
+		if r.MaxConns <= 0 {
+			r.MaxConns = 100
+		}
+		if r.MaxPerDomain <= 0 {
+			r.MaxPerDomain = 10
+		}
+		if r.MaxPerConn <= 0 {
+			r.MaxPerConn = 50
+		}
+		if r.Poll <= 0 {
+			r.Poll = 5 * time.Second
+		}
+		if r.Log == nil {
+			r.Log = slog.New(slog.DiscardHandler)
+		}
+		if r.Now == nil {
+			r.Now = time.Now
+		}
+		if r.Jitter == nil {
+			r.Jitter = defaultJitter
+		}
+		r.conns = make(chan struct{}, r.MaxConns)
+	})
+}
+
+// Kick asks for a queue scan now.
+func (r *Remote) Kick() {
+	r.init()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run schedules deliveries until ctx is cancelled, then waits for sessions in progress.
+func (r *Remote) Run(ctx context.Context) {
+	r.init()
+	t := time.NewTicker(r.Poll)
+	defer t.Stop()
+	for {
+		r.Scan(ctx)
+		select {
+		case <-ctx.Done():
+			r.wg.Wait()
+			return
+		case <-r.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// Scan takes due remote recipients from the queue and hands them to destination workers.
+// It returns the number of new jobs.
+func (r *Remote) Scan(ctx context.Context) int {
+	r.init()
+	r.mu.Lock()
+	limit := len(r.inflight) + 500
+	r.mu.Unlock()
+	msgs, err := r.Store.Due(ctx, r.Now(), false, limit)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.Log.Error("queue scan failed", "error", err)
+		}
+		return 0
+	}
+	n := 0
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range msgs {
+		m := &msgs[i]
+		byDomain := map[string][]spool.Recipient{}
+		var order []string
+		for _, rc := range m.Envelope.Recipients {
+			d := domainOf(rc.Addr)
+			if _, ok := byDomain[d]; !ok {
+				order = append(order, d)
+			}
+			byDomain[d] = append(byDomain[d], rc)
+		}
+		for _, d := range order {
+			k := jobKey{m.ID, d}
+			if r.inflight[k] {
+				continue
+			}
+			r.inflight[k] = true
+			ds := r.dests[d]
+			if ds == nil {
+				ds = &dest{}
+				r.dests[d] = ds
+			}
+			ds.jobs = append(ds.jobs, &job{key: k, msg: m, rcpts: byDomain[d]})
+			n++
+			if ds.workers < r.MaxPerDomain && ds.workers < len(ds.jobs) {
+				ds.workers++
+				r.wg.Add(1)
+				go r.worker(ctx, d, ds)
+			}
+		}
+	}
+	return n
+}
+
+// Wait blocks until every job handed out so far is finished (for tests and shutdown).
+func (r *Remote) Wait() { r.wg.Wait() }
+
+// next pops the destination's next job, or retires the worker when there is none.
+func (r *Remote) next(domain string, ds *dest) *job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(ds.jobs) == 0 {
+		ds.workers--
+		if ds.workers == 0 {
+			delete(r.dests, domain)
+		}
+		return nil
+	}
+	j := ds.jobs[0]
+	ds.jobs = ds.jobs[1:]
+	return j
+}
+
+func (r *Remote) done(j *job) {
+	r.mu.Lock()
+	delete(r.inflight, j.key)
+	r.mu.Unlock()
+}
+
+// worker delivers one destination's jobs, reusing its session between them.
+func (r *Remote) worker(ctx context.Context, domain string, ds *dest) {
+	defer r.wg.Done()
+	var s *session
+	defer func() {
+		if s != nil {
+			s.close(ctx, r)
+		}
+	}()
+	for {
+		j := r.next(domain, ds)
+		if j == nil {
+			return
+		}
+		s = r.deliver(ctx, j, s)
+		r.done(j)
+	}
+}
+
+// session is an open connection kept for the next message of the same destination.
+type session struct {
+	c        *smtpclient.Client
+	hop      Hop
+	ip       netip.Addr
+	decision tlspolicy.Decision
+	sent     int
+}
+
+func (s *session) close(ctx context.Context, r *Remote) {
+	s.c.Quit(ctx)
+	s.c.Close()
+	<-r.conns
+}
+
+// attempt is what one delivery attempt learned, for the record of each recipient.
+type attempt struct {
+	hop      Hop
+	ip       netip.Addr
+	decision tlspolicy.Decision
+	tls      smtpclient.TLSInfo
+	reason   string
+	err      error // the last session-level failure
+	tempCode string
+}
+
+// deliver makes one attempt for a job and records its outcomes. It returns the session
+// to keep for the next job (nil if none).
+func (r *Remote) deliver(ctx context.Context, j *job, s *session) *session {
+	now := r.Now()
+	env := &j.msg.Envelope
+	var results map[string]rcptOutcome
+	var at attempt
+
+	nextHop, hops, rerr := r.Route(ctx, j.key.domain)
+	if rerr != nil {
+		var re *RouteError
+		if !errors.As(rerr, &re) {
+			re = &RouteError{Code: 451, Enhanced: "4.4.3", Reason: "route_error", Err: rerr}
+		}
+		if r.Metrics != nil {
+			r.Metrics.DNSErrors.WithLabelValues(re.Reason).Inc()
+		}
+		at.reason = re.Reason
+		results = allRcpts(j.rcpts, rcptOutcome{permanent: re.Permanent, reply: routeReply(re)})
+		if s != nil {
+			s.close(ctx, r)
+			s = nil
+		}
+	} else {
+		results, s, at = r.transfer(ctx, j, nextHop, hops, s)
+	}
+	r.record(ctx, j, env, now, results, at)
+	return s
+}
+
+type rcptOutcome struct {
+	delivered bool
+	permanent bool
+	reply     string
+	dsnPassed bool // the server took NOTIFY/ORCPT: it sends success DSNs itself
+}
+
+func allRcpts(rcpts []spool.Recipient, o rcptOutcome) map[string]rcptOutcome {
+	m := make(map[string]rcptOutcome, len(rcpts))
+	for _, rc := range rcpts {
+		m[rc.Addr] = o
+	}
+	return m
+}
+
+func routeReply(e *RouteError) string {
+	code := e.Code
+	if code == 0 {
+		code = 451
+		if e.Permanent {
+			code = 550
+		}
+	}
+	return fmt.Sprintf("%d %s %s", code, e.Enhanced, e.Error())
+}
+
+// transfer walks the hops and addresses until a session takes the message.
+func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Hop, s *session) (map[string]rcptOutcome, *session, attempt) {
+	env := &j.msg.Envelope
+	var at attempt
+	// A kept session is reused only for the same destination and requirement
+	// ("never reusing a session for a message that needs a stronger TLS level").
+	if s != nil {
+		if s.c.Usable() && s.sent < r.MaxPerConn && (!env.RequireTLS || s.c.TLS().Level == "verified") {
+			at = attempt{hop: s.hop, ip: s.ip, decision: s.decision, tls: s.c.TLS()}
+			res, ok := r.send(ctx, s.c, j, &at)
+			s.sent++
+			if ok {
+				if !s.c.Usable() || s.sent >= r.MaxPerConn {
+					s.close(ctx, r)
+					s = nil
+				}
+				return res, s, at
+			}
+		}
+		s.close(ctx, r)
+		s = nil
+	}
+
+	for _, h := range hops {
+		in := tlspolicy.Input{NextHop: nextHop, MXHost: h.Name, Literal: h.Literal, Default: r.DefaultLevel,
+			Table: r.Policies, Roots: r.Roots, Now: r.Now}
+		d := tlspolicy.Decide(in)
+		at.hop, at.decision = h, d
+		if d.Defer != nil {
+			at.err, at.reason, at.tempCode = d.Defer, "policy_unsatisfiable", "4.7.5"
+			continue
+		}
+		for _, ip := range h.Addrs {
+			at.ip = ip
+			c, err := r.connect(ctx, h, ip, d.Security)
+			if err != nil {
+				var te *smtpclient.TLSError
+				if errors.As(err, &te) && te.Reason == smtpclient.ReasonHandshake && d.Security.Mode == smtpclient.TLSOpportunistic &&
+					r.Now().Sub(env.ReceivedAt) >= r.Retry.withDefaults().First {
+					// Postfix's rule for "may" (§9.1, §11.12): after a failed handshake,
+					// retry in plaintext, but only for a message that has already waited
+					// a retry interval, so a transient TLS fault does not cost privacy.
+					r.Log.Info("tls handshake failed, retrying without TLS", "queue_id", string(j.key.id), "mx", h.Name, "ip", ip.String(), "error", err)
+					plain := d.Security
+					plain.Mode = smtpclient.TLSDisabled
+					c, err = r.connect(ctx, h, ip, plain)
+					if err == nil {
+						at.reason = "tls handshake failed; plaintext fallback"
+					}
+				}
+				if err != nil {
+					at.err = err
+					at.reason, at.tempCode = failureReason(err)
+					if r.Metrics != nil {
+						r.Metrics.ConnErrors.WithLabelValues(at.reason).Inc()
+					}
+					continue
+				}
+			}
+			at.tls = c.TLS()
+			res, ok := r.send(ctx, c, j, &at)
+			ns := &session{c: c, hop: h, ip: ip, decision: d, sent: 1}
+			if ok {
+				if !c.Usable() || ns.sent >= r.MaxPerConn {
+					ns.close(ctx, r)
+					ns = nil
+				}
+				return res, ns, at
+			}
+			ns.close(ctx, r)
+		}
+	}
+	// No session took the message: every recipient is deferred with the last reason.
+	code := at.tempCode
+	if code == "" {
+		code = "4.4.1"
+	}
+	msg := "no mail server could be reached"
+	if at.err != nil {
+		msg = at.err.Error()
+	}
+	return allRcpts(j.rcpts, rcptOutcome{reply: "451 " + code + " " + msg}), nil, at
+}
+
+// connect opens a session to one address, holding a global connection slot.
+func (r *Remote) connect(ctx context.Context, h Hop, ip netip.Addr, sec smtpclient.Security) (*smtpclient.Client, error) {
+	select {
+	case r.conns <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	port := h.Port
+	if port == 0 {
+		port = r.Port
+	}
+	c, err := smtpclient.Dial(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), smtpclient.Options{
+		Hostname: r.Hostname, Security: sec, Timeouts: r.Timeouts, Logger: r.Log,
+	})
+	if err != nil {
+		<-r.conns
+		return nil, err
+	}
+	return c, nil
+}
+
+// failureReason maps a session failure to a stable reason word and the enhanced code of
+// the deferral (reference semantics §9.1: 4.7.4 when TLS was not offered, 4.7.5 when it
+// failed or the peer was not verified).
+func failureReason(err error) (string, string) {
+	var te *smtpclient.TLSError
+	if errors.As(err, &te) {
+		switch te.Reason {
+		case smtpclient.ReasonNotOffered, smtpclient.ReasonRefused:
+			return te.Reason, "4.7.4"
+		default:
+			return te.Reason, "4.7.5"
+		}
+	}
+	var se *smtpclient.Error
+	if errors.As(err, &se) {
+		if se.Stage == "connect" {
+			return "connect_failed", "4.4.1"
+		}
+		return "session_" + se.Stage, "4.4.2"
+	}
+	return "connect_failed", "4.4.1"
+}
+
+// send runs one transaction on c. ok is false when the session failed before any
+// recipient got an answer that counts, so another address may be tried.
+func (r *Remote) send(ctx context.Context, c *smtpclient.Client, j *job, at *attempt) (map[string]rcptOutcome, bool) {
+	env := &j.msg.Envelope
+	body, err := r.Store.Open(ctx, j.key.id)
+	if err != nil {
+		at.err, at.reason = err, "queue_read_failed"
+		return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.3.0 cannot read the queued message: " + err.Error()}), true
+	}
+	defer body.Close()
+	rcpts := make([]smtpclient.Recipient, len(j.rcpts))
+	for i, rc := range j.rcpts {
+		rcpts[i] = smtpclient.Recipient{Addr: rc.Addr, Notify: rc.Notify, ORCPT: rc.ORCPT}
+	}
+	res, err := c.Send(ctx, smtpclient.Envelope{
+		From: env.From, Body: smtpclient.BodyType(env.BodyType), SMTPUTF8: env.SMTPUTF8,
+		RET: env.RET, EnvID: env.EnvID, Size: env.Size, RequireTLS: env.RequireTLS,
+	}, rcpts, body)
+	out := make(map[string]rcptOutcome, len(j.rcpts))
+	if err != nil {
+		var se *smtpclient.Error
+		if errors.As(err, &se) && se.Reply.Code != 0 {
+			// The server answered the transaction as a whole (MAIL, DATA, end of data)
+			// or the client refused it (SIZE, SMTPUTF8): that answer is the outcome of
+			// every recipient without an answer of its own.
+			for _, rr := range res.Rcpts {
+				if rr.Reply.Code >= 400 && rr.Reply.Code != 0 && rr.Err != nil {
+					out[rr.Addr] = rcptOutcome{permanent: rr.Reply.Permanent(), reply: rr.Reply.String()}
+				} else {
+					out[rr.Addr] = rcptOutcome{permanent: se.Reply.Permanent(), reply: se.Reply.String()}
+				}
+			}
+			if len(res.Rcpts) == 0 {
+				out = allRcpts(j.rcpts, rcptOutcome{permanent: se.Reply.Permanent(), reply: se.Reply.String()})
+			}
+			at.reason = "rejected at " + se.Stage
+			return out, true
+		}
+		at.err = err
+		at.reason, at.tempCode = failureReason(err)
+		if res.Data == nil && !anyAnswered(res) {
+			return nil, false // nothing happened: try the next address
+		}
+		// Lost after the data was sent: the message may have been delivered; defer
+		// (a duplicate is the worst case, never a loss).
+		return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.4.2 " + err.Error()}), true
+	}
+	var se *smtpclient.Error
+	for _, rr := range res.Rcpts {
+		switch {
+		case rr.Err == nil:
+			out[rr.Addr] = rcptOutcome{delivered: true, reply: res.Data.String(), dsnPassed: res.DSN}
+		case rr.Reply.Code != 0:
+			out[rr.Addr] = rcptOutcome{permanent: rr.Reply.Permanent(), reply: rr.Reply.String()}
+		case errors.As(rr.Err, &se) && se.Local && se.Reply.Code != 0:
+			// Refused by the client itself (an invalid address): the reply it made up
+			// says whether that is permanent.
+			out[rr.Addr] = rcptOutcome{permanent: se.Reply.Permanent(), reply: se.Reply.String()}
+		default:
+			out[rr.Addr] = rcptOutcome{reply: "451 4.4.2 " + rr.Err.Error()}
+		}
+	}
+	return out, true
+}
+
+func anyAnswered(res smtpclient.Result) bool {
+	for _, rr := range res.Rcpts {
+		if rr.Reply.Code != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// record turns outcomes into queue state, DSNs, log records and metrics.
+func (r *Remote) record(ctx context.Context, j *job, env *spool.Envelope, now time.Time, results map[string]rcptOutcome, at attempt) {
+	policy := string(at.decision.Source)
+	if policy == "" {
+		policy = string(tlspolicy.SourceOpportunistic)
+	}
+	tlsLevel := at.tls.Level
+	if tlsLevel == "" {
+		tlsLevel = "none"
+	}
+	auth := at.tls.Auth
+	if auth == "" {
+		auth = "none"
+	}
+	var outcomes []spool.Outcome
+	var bounces, delays, successes []bounceItem
+	for _, rc := range j.rcpts {
+		o := results[rc.Addr]
+		result, reason := "deferred", at.reason
+		switch {
+		case o.delivered:
+			result = "delivered"
+		case o.permanent:
+			result = "bounced"
+		case r.Retry.Expired(now, env.ReceivedAt):
+			result, reason = "bounced", "expired"
+		}
+		if reason == "" && result == "deferred" {
+			reason = "temporary failure"
+		}
+		fields := map[string]string{
+			"domain": j.key.domain, "mx": at.hop.Name, "ip": ipString(at.ip), "policy": policy, "tls": tlsLevel,
+			"tls_version": at.tls.Version, "cipher": at.tls.Cipher, "auth": auth, "reason": reason,
+		}
+		out := spool.Outcome{Attempt: spool.Attempt{Rcpt: rc.Addr, Time: now, Result: result, Reply: o.reply, Fields: fields}}
+		if result == "deferred" {
+			out.NextAttempt = r.Retry.Next(now, rc.Attempts+1, r.Jitter())
+		}
+		item := bounceItem{rcpt: rc, reply: o.reply, remoteMTA: at.hop.Name, expired: reason == "expired", when: now, retryUntil: env.ReceivedAt.Add(r.Retry.withDefaults().Lifetime)}
+		switch result {
+		case "bounced":
+			bounces = append(bounces, item)
+		case "deferred":
+			if r.DelayWarning > 0 && now.Sub(env.ReceivedAt) >= r.DelayWarning {
+				delays = append(delays, item)
+			}
+		case "delivered":
+			if !o.dsnPassed {
+				successes = append(successes, item)
+			}
+		}
+		outcomes = append(outcomes, out)
+		if r.Metrics != nil {
+			r.Metrics.Deliveries.WithLabelValues(result, policy, tlsLevel).Inc()
+		}
+		level := slog.LevelInfo
+		if result != "delivered" {
+			level = slog.LevelWarn
+		}
+		r.Log.Log(ctx, level, "delivery", "queue_id", string(j.key.id), "rcpt", rc.Addr, "domain", j.key.domain,
+			"mx", at.hop.Name, "ip", ipString(at.ip), "result", result, "policy", policy, "tls", tlsLevel,
+			"tls_version", at.tls.Version, "cipher", at.tls.Cipher, "auth", auth, "reply", o.reply, "reason", reason,
+			"attempt", rc.Attempts+1, "policy_reason", at.decision.Reason)
+	}
+	if r.Bouncer != nil {
+		// DSNs read the queued body, which Record removes once every recipient is final:
+		// they are queued first.
+		r.Bouncer.Notify(ctx, j.msg, bounces, delays, successes, outcomes)
+	}
+	if err := r.Store.Record(ctx, j.key.id, outcomes); err != nil {
+		if errors.Is(err, spool.ErrNotFound) {
+			r.Log.Warn("message left the queue during delivery", "queue_id", string(j.key.id))
+			return
+		}
+		r.Log.Error("recording delivery failed", "queue_id", string(j.key.id), "error", err)
+	}
+}
+
+func ipString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	return ip.String()
+}

@@ -1,0 +1,35 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+
+	"mxward/internal/dns"
+	"mxward/internal/route"
+)
+
+// DNSRouter routes with route.Resolve: MX records, implicit MX, null MX, address literals
+// and the operator's transports (reference semantics §1).
+func DNSRouter(r dns.Resolver, opts route.Options) Router {
+	return func(ctx context.Context, domain string) (string, []Hop, error) {
+		rt, err := route.Resolve(ctx, r, domain, opts)
+		if err != nil {
+			var re *route.Error
+			if errors.As(err, &re) {
+				return "", nil, &RouteError{Permanent: !re.Temporary, Code: re.Code, Enhanced: re.Enhanced, Reason: re.Reason, Err: err}
+			}
+			return "", nil, &RouteError{Code: 451, Enhanced: "4.4.3", Reason: "route_error", Err: err}
+		}
+		// Policies are looked up for the recipient domain, or for the configured next
+		// hop's name when a transport overrides the route (PF-04).
+		nextHop := rt.Domain
+		if rt.Override && rt.Nexthop != "" {
+			nextHop = rt.Nexthop
+		}
+		hops := make([]Hop, 0, len(rt.Hosts))
+		for _, h := range rt.Hosts {
+			hops = append(hops, Hop{Name: h.Name, Addrs: h.Addrs, Port: int(rt.Port), Literal: rt.Literal})
+		}
+		return nextHop, hops, nil
+	}
+}
