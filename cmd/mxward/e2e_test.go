@@ -480,3 +480,33 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// `queue retry` and `queue bounce`: an operator gives up on a message, and the sender
+// gets a failure DSN that mxward delivers to her mailbox.
+func TestQueueRetryAndBounce(t *testing.T) {
+	in := startInstance(t, "")
+	swaks(t, "--server", in.addr("submission"), "--tls", "--from", "alice@example.test", "--to", "far@elsewhere.test",
+		"--auth", "PLAIN", "--auth-user", "alice@example.test", "--auth-password", testPassword, "--header", "Subject: doomed")
+	out, _ := in.mxward("", "queue", "list", "--json")
+	var msgs []msgJSON
+	if err := json.Unmarshal([]byte(out), &msgs); err != nil || len(msgs) != 1 {
+		t.Fatalf("queue list: %v %s", err, out)
+	}
+	id := msgs[0].ID
+	if out, err := in.mxward("", "queue", "retry", "--all"); err != nil || !strings.Contains(out, id+": due now") {
+		t.Fatalf("retry --all: %v %s", err, out)
+	}
+	if out, err := in.mxward("", "queue", "retry"); err == nil {
+		t.Errorf("retry without ids accepted: %s", out)
+	}
+	if out, err := in.mxward("", "queue", "bounce", id); err != nil {
+		t.Fatalf("bounce: %v %s", err, out)
+	}
+	dsn := in.maildir("alice", 1)[0]
+	for _, want := range []string{"Subject: Undelivered Mail Returned to Sender", "Final-Recipient: rfc822; far@elsewhere.test",
+		"Action: failed", "Status: 5.0.0", "Subject: doomed", "Return-Path: <>"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+}

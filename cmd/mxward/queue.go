@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"mxward/internal/delivery"
 	"mxward/internal/spool"
 )
 
@@ -24,6 +26,8 @@ actions:
   delete ID...     remove messages from the queue (no bounce is sent)
   hold ID...       stop delivery attempts until released
   release ID...    make held messages due now
+  retry ID...|--all   try queued (not held) messages now
+  bounce ID...     give up on messages: bounce them now, with a DSN to the sender
 `
 
 func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,6 +36,7 @@ func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() { fmt.Fprint(stderr, queueUsage) }
 	cfgPath := fs.String("config", "", "configuration file")
 	asJSON := fs.Bool("json", false, "print JSON")
+	all := fs.Bool("all", false, "with retry: every queued message")
 	// Accept flags before and after the action: "queue list --json" reads naturally.
 	var rest []string
 	for len(args) > 0 {
@@ -86,12 +91,34 @@ func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		printMessage(stdout, m)
 		return nil
-	case "delete", "hold", "release":
-		if len(ids) == 0 {
+	case "retry":
+		if *all == (len(ids) > 0) {
+			return &exitError{code: 64, err: errors.New("usage: mxward queue retry ID... | --all")}
+		}
+		if *all {
+			msgs, err := store.List(ctx, spool.Filter{State: spool.StateQueued})
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				ids = append(ids, string(m.ID))
+			}
+		}
+		fallthrough
+	case "delete", "hold", "release", "bounce":
+		if len(ids) == 0 && action != "retry" {
 			return &exitError{code: 64, err: fmt.Errorf("usage: mxward queue %s ID...", action)}
 		}
+		bouncer := &delivery.Bouncer{Store: store, Hostname: cfg.Hostname, IsLocal: func(addr string) bool {
+			i := strings.LastIndexByte(addr, '@')
+			return i >= 0 && slices.Contains(cfg.Local.Domains, strings.ToLower(addr[i+1:]))
+		}}
 		op := map[string]func(context.Context, spool.ID) error{
-			"delete": store.Delete, "hold": store.Hold, "release": store.Release,
+			"delete": store.Delete, "hold": store.Hold, "release": store.Release, "retry": store.Retry,
+			"bounce": func(ctx context.Context, id spool.ID) error {
+				_, err := bouncer.BounceMessage(ctx, id, "550 5.0.0 Delivery abandoned by the mail system administrator")
+				return err
+			},
 		}[action]
 		var failed error
 		done := []string{}
@@ -120,7 +147,7 @@ func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return &exitError{code: 64, err: fmt.Errorf("unknown queue action %q", action)}
 }
 
-var pastTense = map[string]string{"delete": "deleted", "hold": "held", "release": "released"}
+var pastTense = map[string]string{"delete": "deleted", "hold": "held", "release": "released", "retry": "due now", "bounce": "bounced"}
 
 func queueErr(id string, err error) error {
 	if errors.Is(err, spool.ErrNotFound) {

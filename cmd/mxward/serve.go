@@ -481,12 +481,26 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 		}
 		policies[dom] = p
 	}
+	router := delivery.DNSRouter(resolver, route.Options{
+		Family: family, MaxAddresses: dc.AddressLimit, Transport: transports.Lookup,
+		Self: route.SelfSet([]string{cfg.Hostname}, selfAddrs), Logger: log,
+	})
+	if dc.SmarthostUser != "" {
+		pw, err := os.ReadFile(dc.SmarthostPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.smarthost_password_file: %w", err)
+		}
+		creds := &smtpclient.Credentials{User: dc.SmarthostUser, Password: strings.TrimRight(string(pw), "\r\n")}
+		// The login goes to the smarthost only, never to a per-domain transport.
+		viaSmarthost := func(domain string) bool {
+			n, ok := transports.Lookup(domain)
+			return ok && n == transports["*"]
+		}
+		router = delivery.WithCredentials(router, viaSmarthost, creds)
+	}
 	return &delivery.Remote{
-		Store: store,
-		Route: delivery.DNSRouter(resolver, route.Options{
-			Family: family, MaxAddresses: dc.AddressLimit, Transport: transports.Lookup,
-			Self: route.SelfSet([]string{cfg.Hostname}, selfAddrs), Logger: log,
-		}),
+		Store:        store,
+		Route:        router,
 		Hostname:     cfg.Hostname,
 		DefaultLevel: tlspolicy.Level(dc.TLSLevel),
 		Policies:     policies,

@@ -196,3 +196,38 @@ func isEnhanced(s string) bool {
 	}
 	return true
 }
+
+// BounceMessage gives up on every recipient of a message that is not final yet
+// (`mxward queue bounce`): each is recorded as bounced with reply, and the sender gets a
+// failure DSN as for any other permanent failure.
+func (b *Bouncer) BounceMessage(ctx context.Context, id spool.ID, reply string) (int, error) {
+	m, err := b.Store.Get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	if b.Now != nil {
+		now = b.Now()
+	}
+	var items []bounceItem
+	var outcomes []spool.Outcome
+	open := m.Envelope.Recipients[:0:0]
+	for _, r := range m.Envelope.Recipients {
+		if r.State.Final() {
+			continue
+		}
+		open = append(open, r)
+		items = append(items, bounceItem{rcpt: r, reply: reply, when: now})
+		outcomes = append(outcomes, spool.Outcome{Attempt: spool.Attempt{Rcpt: r.Addr, Time: now, Result: "bounced",
+			Reply: reply, Fields: map[string]string{"reason": "bounced by the operator"}}})
+	}
+	if len(outcomes) == 0 {
+		return 0, nil
+	}
+	m.Envelope.Recipients = open
+	b.Notify(ctx, m, items, nil, nil, outcomes)
+	if err := b.Store.Record(ctx, id, outcomes); err != nil {
+		return 0, err
+	}
+	return len(outcomes), nil
+}

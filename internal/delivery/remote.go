@@ -23,6 +23,8 @@ type Hop struct {
 	Addrs   []netip.Addr
 	Port    int  // 0 means Remote.Port
 	Literal bool // the next hop is an address literal: no names to verify
+	// Auth is the login for this hop (the smarthost's), sent only over TLS.
+	Auth *smtpclient.Credentials
 }
 
 // RouteError is a failure to find where a domain's mail goes.
@@ -432,7 +434,7 @@ func (r *Remote) connect(ctx context.Context, h Hop, ip netip.Addr, sec smtpclie
 		port = r.Port
 	}
 	c, err := smtpclient.Dial(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), smtpclient.Options{
-		Hostname: r.Hostname, Security: sec, Timeouts: r.Timeouts, Logger: r.Log,
+		Hostname: r.Hostname, Security: sec, Timeouts: r.Timeouts, Logger: r.Log, Auth: h.Auth,
 	})
 	if err != nil {
 		<-r.conns

@@ -6,6 +6,7 @@ import (
 
 	"mxward/internal/dns"
 	"mxward/internal/route"
+	"mxward/internal/smtpclient"
 )
 
 // DNSRouter routes with route.Resolve: MX records, implicit MX, null MX, address literals
@@ -31,5 +32,19 @@ func DNSRouter(r dns.Resolver, opts route.Options) Router {
 			hops = append(hops, Hop{Name: h.Name, Addrs: h.Addrs, Port: int(rt.Port), Literal: rt.Literal})
 		}
 		return nextHop, hops, nil
+	}
+}
+
+// WithCredentials makes r log in with c on the hops of every destination for which
+// applies is true (the destinations routed to the smarthost).
+func WithCredentials(r Router, applies func(domain string) bool, c *smtpclient.Credentials) Router {
+	return func(ctx context.Context, domain string) (string, []Hop, error) {
+		nh, hops, err := r(ctx, domain)
+		if err == nil && applies(domain) {
+			for i := range hops {
+				hops[i].Auth = c
+			}
+		}
+		return nh, hops, err
 	}
 }

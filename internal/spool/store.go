@@ -486,6 +486,14 @@ func (s *FileStore) Release(ctx context.Context, id ID) error {
 		WHERE msg_id = ? AND +state IN `+openStates, next)
 }
 
+// Retry makes a message's queued recipients due now, leaving held ones held
+// (`mxward queue retry`).
+func (s *FileStore) Retry(ctx context.Context, id ID) error {
+	next := toNanos(s.now())
+	return s.update(ctx, "retry", id, `UPDATE recipients SET next_attempt = ?
+		WHERE msg_id = ? AND state = 'queued'`, next)
+}
+
 func (s *FileStore) update(ctx context.Context, op string, id ID, query string, args ...any) error {
 	if err := s.begin(); err != nil {
 		return err

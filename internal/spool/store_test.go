@@ -878,3 +878,37 @@ func TestQueueStats(t *testing.T) {
 		t.Fatalf("stats %+v %v", qs, err)
 	}
 }
+
+func TestRetryLeavesHeld(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	st, err := Open(context.Background(), t.TempDir(), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	commit := func() ID {
+		w, _ := st.Create(context.Background())
+		w.Write([]byte("x\r\n"))
+		id, err := w.Commit(context.Background(), Envelope{Recipients: []Recipient{{Addr: "a@b.example"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	queued, held := commit(), commit()
+	for _, id := range []ID{queued, held} {
+		st.Record(context.Background(), id, []Outcome{{Attempt: Attempt{Rcpt: "a@b.example", Time: now, Result: "deferred"}, NextAttempt: now.Add(time.Hour)}})
+	}
+	st.Hold(context.Background(), held)
+	if err := st.Retry(context.Background(), queued); err != nil {
+		t.Fatal(err)
+	}
+	st.Retry(context.Background(), held)
+	due, _ := st.Due(context.Background(), now, false, 0)
+	if len(due) != 1 || due[0].ID != queued {
+		t.Fatalf("due after retry: %+v", due)
+	}
+	if err := st.Retry(context.Background(), "nosuchid"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("retry of unknown id: %v", err)
+	}
+}
