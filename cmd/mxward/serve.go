@@ -467,7 +467,9 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 	}
 	var selfAddrs []netip.Addr
 	for _, l := range cfg.Listeners {
-		if ap, err := netip.ParseAddrPort(l.Address); err == nil && !ap.Addr().IsUnspecified() {
+		// Only a listener on port 25 can be reached as an MX host: another port on the
+		// same address (a test, a second instance) is not this server for MX-11.
+		if ap, err := netip.ParseAddrPort(l.Address); err == nil && ap.Port() == 25 && !ap.Addr().IsUnspecified() {
 			selfAddrs = append(selfAddrs, ap.Addr())
 		}
 	}
