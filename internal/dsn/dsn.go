@@ -5,7 +5,7 @@
 // The package decides whether a notification is wanted (Wanted) and writes it (Write); it
 // neither queues nor sends it. A DSN is itself mail and is queued like any other message,
 // with the envelope that Message.Envelope returns: a null reverse-path, so that a DSN
-// about a DSN can never be generated (RFC 5321 §4.5.5, RFC 3461 §6.2).
+// about a DSN can never be generated (RFC 5321 §4.5.5).
 package dsn
 
 import (
@@ -70,7 +70,7 @@ var ErrNullSender = errors.New("dsn: no notification is sent to the null reverse
 //   - NOTIFY absent: failures, and delays too — RFC 3461 leaves delays to the MTA and a
 //     sender whose mail sits in a queue for hours is better told;
 //   - otherwise only the listed kinds: FAILURE for failed, DELAY for delayed, SUCCESS for
-//     delivered, relayed and expanded (§5.2.2, §6.2.4).
+//     delivered, relayed and expanded.
 func Wanted(env spool.Envelope, rcpt spool.Recipient, a Action) bool {
 	if isNullSender(env.From) || !a.valid() {
 		return false

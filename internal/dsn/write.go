@@ -47,7 +47,7 @@ type Message struct {
 	// MessageID is the DSN's Message-ID without angle brackets; "" means a random one at
 	// ReportingMTA.
 	MessageID string
-	// Boundary is the multipart boundary; "" means a random one of 128 bits, which no
+	// Boundary is the multipart boundary; "" means one of 256 random bits, which no
 	// content can be expected to contain. It is settable so that output can be compared.
 	Boundary string
 
@@ -175,9 +175,9 @@ func newReport(msg Message, returnable bool) (*report, error) {
 		return nil, ErrNullSender
 	}
 	r.to = r.text(to)
-	host := r.text(msg.ReportingMTA)
-	if host == "" {
-		return nil, errors.New("dsn: no reporting MTA name")
+	host := msg.ReportingMTA
+	if !validHost(host) {
+		return nil, fmt.Errorf("dsn: invalid reporting MTA name %q", host)
 	}
 	if len(msg.Recipients) == 0 {
 		return nil, errors.New("dsn: no recipients to report on")
@@ -492,6 +492,21 @@ func validBoundary(b string) bool {
 		c := b[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' ||
 			strings.IndexByte("'()+_,-./:=? ", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether name can serve as the reporting MTA's name in Reporting-MTA,
+// the author address and the Message-ID: a non-empty run of printable ASCII without
+// characters that are special in those places.
+func validHost(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := range len(name) {
+		if c := name[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`<>()@,;:\"`, c) >= 0 {
 			return false
 		}
 	}

@@ -66,7 +66,7 @@ func goldenCases() []struct {
 			name: "failed-hdrs",
 			msg: fixed(Message{
 				Original: spool.Envelope{From: "alice@example.net", RET: "HDRS", BodyType: spool.Body7Bit,
-					Size: 484, ReceivedAt: received},
+					Size: 483, ReceivedAt: received},
 				QueueID: "01JABCDEF",
 				Recipients: []RecipientStatus{{
 					Rcpt: "bob@example.com", Action: ActionFailed, Status: "5.1.1",
@@ -82,7 +82,7 @@ func goldenCases() []struct {
 			name: "delayed",
 			msg: fixed(Message{
 				// RET=FULL is honoured only for failures; a delay returns the headers.
-				Original: spool.Envelope{From: "alice@example.net", RET: "FULL", Size: 484, ReceivedAt: received},
+				Original: spool.Envelope{From: "alice@example.net", RET: "FULL", Size: 483, ReceivedAt: received},
 				Recipients: []RecipientStatus{{
 					Rcpt: "carol@example.com", Action: ActionDelayed, Status: "4.4.1",
 					RemoteMTA: "mx2.example.com",
@@ -99,7 +99,7 @@ func goldenCases() []struct {
 			name: "orcpt-envid",
 			msg: fixed(Message{
 				Original: spool.Envelope{From: "alice@example.net", RET: "FULL", EnvID: "QQ314159",
-					Size: 484, ReceivedAt: received},
+					Size: 483, ReceivedAt: received},
 				Recipients: []RecipientStatus{
 					{
 						Rcpt: "bob@example.com", ORCPT: "rfc822;bob@example.com", Action: ActionFailed,
@@ -122,7 +122,7 @@ func goldenCases() []struct {
 			name: "smtputf8",
 			msg: fixed(Message{
 				Original: spool.Envelope{From: "jürgen@bücher.example", SMTPUTF8: true,
-					BodyType: spool.Body8BitMIME, Size: 489, ReceivedAt: received},
+					BodyType: spool.Body8BitMIME, Size: 488, ReceivedAt: received},
 				Recipients: []RecipientStatus{{
 					Rcpt: "zoë@例え.example", ORCPT: "utf-8;zoë@例え.example", Action: ActionFailed,
 					Status: "5.1.1", RemoteMTA: "dns; mx.xn--r8jz45g.example",
@@ -136,7 +136,7 @@ func goldenCases() []struct {
 		{
 			name: "delivered",
 			msg: fixed(Message{
-				Original: spool.Envelope{From: "alice@example.net", Size: 484, ReceivedAt: received},
+				Original: spool.Envelope{From: "alice@example.net", Size: 483, ReceivedAt: received},
 				Recipients: []RecipientStatus{
 					{Rcpt: "bob@example.com", Action: ActionDelivered, Status: "2.0.0",
 						RemoteMTA: "dns; mx1.example.com", DiagnosticCode: "smtp; 250 2.0.0 Ok: queued as 4XyZ"},
@@ -549,6 +549,8 @@ func TestWriteErrors(t *testing.T) {
 		{"null sender", func(m *Message) { m.Original.From = "" }, ErrNullSender},
 		{"null sender in brackets", func(m *Message) { m.Original.From = "<>" }, ErrNullSender},
 		{"no reporting MTA", func(m *Message) { m.ReportingMTA = "" }, nil},
+		{"reporting MTA with space", func(m *Message) { m.ReportingMTA = "mx example.org" }, nil},
+		{"reporting MTA with line break", func(m *Message) { m.ReportingMTA = "mx.example.org\r\nBcc: x" }, nil},
 		{"no recipients", func(m *Message) { m.Recipients = nil }, nil},
 		{"unknown action", func(m *Message) { m.Recipients[0].Action = "bounced" }, nil},
 		{"empty recipient", func(m *Message) { m.Recipients[0].Rcpt = " \r\n" }, nil},
