@@ -147,3 +147,16 @@ func validEnhanced(s string, code int) bool {
 	return len(parts) == 3 && len(parts[0]) == 1 && parts[0][0] == byte('0'+code/100) &&
 		digits(parts[1], 3) && digits(parts[2], 3)
 }
+
+// digits reports whether s is 1 to max ASCII digits.
+func digits(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

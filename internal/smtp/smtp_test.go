@@ -252,3 +252,32 @@ func TestLineCheckerChunks(t *testing.T) {
 		t.Error("bare CR across chunks not caught")
 	}
 }
+
+func TestReadReplyShared(t *testing.T) {
+	// A clean end before a reply is io.EOF; inside one, io.ErrUnexpectedEOF.
+	if _, err := ReadReply(bufio.NewReader(strings.NewReader(""))); err != io.EOF {
+		t.Errorf("empty input: %v", err)
+	}
+	if _, err := ReadReply(bufio.NewReader(strings.NewReader("250-a\r\n"))); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated: %v", err)
+	}
+	// The line limit does not depend on the reader's buffer size.
+	long := "250 " + strings.Repeat("x", MaxReplyLine) + "\r\n"
+	if _, err := ReadReply(bufio.NewReaderSize(strings.NewReader(long), 16)); !errors.Is(err, ErrMalformedReply) {
+		t.Errorf("long line with a small buffer: %v", err)
+	}
+	r, err := ReadReply(bufio.NewReaderSize(strings.NewReader("250-2.0.0 "+strings.Repeat("y", 100)+"\r\n250 2.0.0 done\r\n"), 16))
+	if err != nil || r.Enhanced != "2.0.0" || r.Text() != strings.Repeat("y", 100)+" done" {
+		t.Errorf("reply %+v %v", r, err)
+	}
+	for _, v := range []string{"NEVER", "SUCCESS", "FAILURE,DELAY", "SUCCESS,FAILURE,DELAY"} {
+		if !ValidNotify(v) {
+			t.Errorf("ValidNotify(%q) = false", v)
+		}
+	}
+	for _, v := range []string{"", "NEVER,SUCCESS", "SUCCESS,SUCCESS", "success", "FAILURE,"} {
+		if ValidNotify(v) {
+			t.Errorf("ValidNotify(%q) = true", v)
+		}
+	}
+}

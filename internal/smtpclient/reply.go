@@ -2,167 +2,27 @@ package smtpclient
 
 import (
 	"bufio"
-	"errors"
-	"fmt"
 	"io"
-	"strings"
 
 	"mxward/internal/smtp"
 )
 
-// Limits on what the reply reader accepts. RFC 5321 §4.5.3.1.5 allows reply lines of 512
-// octets; the limits are generous, but a hostile or broken server cannot make the client
-// grow memory without bound.
+// Reply limits and errors are the shared reader's (internal/smtp).
 const (
-	maxReplyLine  = 4096 // octets per line, line end included; also the reader's buffer size
-	maxReplyLines = 100
+	maxReplyLine  = smtp.MaxReplyLine
+	maxReplyLines = smtp.MaxReplyLines
 )
 
 // ErrMalformedReply is wrapped by every error about a reply that does not follow RFC 5321
 // §4.2. After one the client and server are out of step, so the connection is dropped.
-var ErrMalformedReply = errors.New("malformed reply")
+var ErrMalformedReply = smtp.ErrMalformedReply
 
-// readReply reads one possibly multi-line reply (RFC 5321 §4.2.1). br's buffer must be
-// maxReplyLine octets: a longer line is an error. An enhanced status code (RFC 3463) is
-// taken from the start of the text whenever one is there whose class matches the reply
-// code, whether or not the server advertised ENHANCEDSTATUSCODES: being lenient here
-// costs nothing and gives the delivery record a better code. The text is cleaned of
-// control characters and invalid UTF-8, since it ends up in logs and DSNs.
-//
-// It returns io.ErrUnexpectedEOF when the connection ends before or inside a reply and
-// never panics on any input.
+// readReply reads one reply; an end of input anywhere is io.ErrUnexpectedEOF, since the
+// client reads a reply only when it expects one.
 func readReply(br *bufio.Reader) (smtp.Reply, error) {
-	var r smtp.Reply
-	for n := 0; ; n++ {
-		if n == maxReplyLines {
-			return smtp.Reply{}, fmt.Errorf("%w: more than %d lines", ErrMalformedReply, maxReplyLines)
-		}
-		line, err := readLine(br)
-		if err != nil {
-			return smtp.Reply{}, err
-		}
-		code, last, text, err := parseReplyLine(line)
-		if err != nil {
-			return smtp.Reply{}, err
-		}
-		if n == 0 {
-			r.Code = code
-		} else if code != r.Code {
-			return smtp.Reply{}, fmt.Errorf("%w: code %03d in a reply that began with %03d", ErrMalformedReply, code, r.Code)
-		}
-		r.Lines = append(r.Lines, text)
-		if last {
-			break
-		}
+	r, err := smtp.ReadReply(br)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
-	// With ENHANCEDSTATUSCODES every line repeats the code (RFC 2034 §4); it is taken from
-	// the first line and removed from the others where they agree.
-	if enh, rest, ok := cutEnhanced(r.Lines[0], r.Code); ok {
-		r.Enhanced = enh
-		r.Lines[0] = rest
-		for i := 1; i < len(r.Lines); i++ {
-			if e, rest, ok := cutEnhanced(r.Lines[i], r.Code); ok && e == enh {
-				r.Lines[i] = rest
-			}
-		}
-	}
-	return r, nil
-}
-
-// readLine reads one line up to LF and strips the line end. A bare LF is accepted as a
-// line end: it cannot cause ambiguity in replies, and some servers send it.
-func readLine(br *bufio.Reader) (string, error) {
-	b, err := br.ReadSlice('\n')
-	switch {
-	case errors.Is(err, bufio.ErrBufferFull):
-		return "", fmt.Errorf("%w: line longer than %d octets", ErrMalformedReply, maxReplyLine)
-	case err == io.EOF:
-		return "", io.ErrUnexpectedEOF
-	case err != nil:
-		return "", err
-	}
-	b = b[:len(b)-1]
-	if len(b) > 0 && b[len(b)-1] == '\r' {
-		b = b[:len(b)-1]
-	}
-	return string(b), nil
-}
-
-// parseReplyLine parses "250-text", "250 text" or "250".
-func parseReplyLine(line string) (code int, last bool, text string, err error) {
-	if len(line) < 3 {
-		return 0, false, "", fmt.Errorf("%w: short line %q", ErrMalformedReply, cleanText(line))
-	}
-	c0, c1, c2 := line[0], line[1], line[2]
-	if c0 < '2' || c0 > '5' || c1 < '0' || c1 > '5' || c2 < '0' || c2 > '9' {
-		return 0, false, "", fmt.Errorf("%w: bad code in %q", ErrMalformedReply, cleanText(line))
-	}
-	code = int(c0-'0')*100 + int(c1-'0')*10 + int(c2-'0')
-	if len(line) == 3 {
-		return code, true, "", nil
-	}
-	switch line[3] {
-	case ' ':
-		last = true
-	case '-':
-	default:
-		return 0, false, "", fmt.Errorf("%w: bad separator in %q", ErrMalformedReply, cleanText(line))
-	}
-	return code, last, cleanText(line[4:]), nil
-}
-
-// cleanText makes reply text safe to log and to quote in a DSN: valid UTF-8 without
-// control characters.
-func cleanText(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t':
-			return ' '
-		case r < 0x20 || r == 0x7f || r == '\uFFFD':
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}
-
-// cutEnhanced splits an RFC 3463 status code ("5.1.1") off the front of text. Its class
-// must match the first digit of the reply code, and only 2, 4 and 5 are classes.
-func cutEnhanced(text string, code int) (enh, rest string, ok bool) {
-	end := strings.IndexByte(text, ' ')
-	if end < 0 {
-		end = len(text)
-	}
-	cand := text[:end]
-	class, rest, ok1 := strings.Cut(cand, ".")
-	subject, detail, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || len(class) != 1 || class[0] != byte('0'+code/100) || class[0] == '3' {
-		return "", text, false
-	}
-	if !digits(subject, 3) || !digits(detail, 3) {
-		return "", text, false
-	}
-	return cand, strings.TrimLeft(text[end:], " "), true
-}
-
-// digits reports whether s is 1 to max ASCII digits.
-func digits(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return r, err
 }

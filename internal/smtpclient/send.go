@@ -310,7 +310,7 @@ func (c *Client) plan(env Envelope, rcpts []Recipient, res *Result) (txPlan, err
 		return p, fmt.Errorf("smtpclient: invalid RET %q", env.RET)
 	}
 	for _, r := range rcpts {
-		if r.Notify != "" && !validNotify(strings.ToUpper(r.Notify)) {
+		if r.Notify != "" && !smtp.ValidNotify(strings.ToUpper(r.Notify)) {
 			return p, fmt.Errorf("smtpclient: invalid NOTIFY %q for %s", r.Notify, r.Addr)
 		}
 		if r.ORCPT != "" {
@@ -419,21 +419,6 @@ func (c *Client) sizeLimit() (limit int64, ok bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// validNotify checks an RFC 3461 §4.1 NOTIFY value.
-func validNotify(v string) bool {
-	if v == "NEVER" {
-		return true
-	}
-	seen := map[string]bool{}
-	for _, f := range strings.Split(v, ",") {
-		if f != "SUCCESS" && f != "FAILURE" && f != "DELAY" || seen[f] {
-			return false
-		}
-		seen[f] = true
-	}
-	return true
 }
 
 // isAtom reports whether s is an RFC 5322 atom of letters, digits and hyphens, as ORCPT

@@ -436,7 +436,7 @@ func (s *session) cmdRcpt(arg string) {
 		switch p.Key {
 		case "NOTIFY":
 			v := strings.ToUpper(p.Value)
-			if !validNotify(v) || r.Notify != "" {
+			if !smtp.ValidNotify(v) || r.Notify != "" {
 				s.reply(smtp.R(501, "5.5.4", "Bad NOTIFY parameter"))
 				return
 			}
@@ -513,20 +513,6 @@ func (s *session) mayRelay() bool {
 	default:
 		return s.authUser != "" || s.cfg.trusted(s.ip)
 	}
-}
-
-func validNotify(v string) bool {
-	if v == "NEVER" {
-		return true
-	}
-	seen := map[string]bool{}
-	for _, f := range strings.Split(v, ",") {
-		if f != "SUCCESS" && f != "FAILURE" && f != "DELAY" || seen[f] {
-			return false
-		}
-		seen[f] = true
-	}
-	return true
 }
 
 func (s *session) cmdStartTLS(arg string) bool {
