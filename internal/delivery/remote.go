@@ -251,7 +251,11 @@ func (r *Remote) worker(ctx context.Context, domain string, ds *dest) {
 		if j == nil {
 			return
 		}
-		s = r.deliver(ctx, j, s)
+		// After shutdown, jobs not yet started are only released: an attempt made with
+		// a dead context would fail and be recorded as a deferral it never was.
+		if ctx.Err() == nil {
+			s = r.deliver(ctx, j, s)
+		}
 		r.done(j)
 	}
 }
@@ -604,6 +608,9 @@ func (r *Remote) record(ctx context.Context, j *job, env *spool.Envelope, now ti
 			"tls_version", at.tls.Version, "cipher", at.tls.Cipher, "auth", auth, "reply", o.reply, "reason", reason,
 			"attempt", rc.Attempts+1, "policy_reason", at.decision.Reason)
 	}
+	// What the attempt learned is written even when a shutdown has begun meanwhile: a
+	// delivery the next hop acknowledged but the queue forgot would be sent again.
+	ctx = context.WithoutCancel(ctx)
 	if r.Bouncer != nil {
 		// DSNs read the queued body, which Record removes once every recipient is final:
 		// they are queued first.
