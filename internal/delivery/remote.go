@@ -375,7 +375,8 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 			continue
 		}
 		for _, ip := range h.Addrs {
-			at.ip = ip
+			// What an earlier address achieved must not be logged for this one.
+			at.ip, at.tls, at.reason, at.tempCode = ip, smtpclient.TLSInfo{}, "", ""
 			c, err := r.connect(ctx, h, ip, d.Security)
 			if err != nil {
 				var te *smtpclient.TLSError
