@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"encoding/json"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +159,30 @@ func TestDSNAcceptedByPostfix(t *testing.T) {
 	}
 	if !strings.Contains(raw, "Action: failed") || !strings.Contains(raw, "Final-Recipient: rfc822; nobody+x/y@example.net") {
 		t.Errorf("DSN:\n%s", raw)
+	}
+}
+
+// A smarthost that requires AUTH: one mxward relays everything through another mxward's
+// submission port, logging in with AUTH PLAIN after STARTTLS.
+func TestSmarthostWithAuth(t *testing.T) {
+	smarthost := startInstance(t, "")
+	pwFile := t.TempDir() + "/smarthost.pw"
+	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sender := startInstance(t, fmt.Sprintf("smarthost = %q\nsmarthost_user = \"alice@example.test\"\nsmarthost_password_file = %q\n",
+		"["+strings.Replace(smarthost.addr("submission"), ":", "]:", 1), pwFile))
+	if out, err := sender.mxward("Subject: via smarthost\n\nx\n", "sendmail", "-f", "alice@example.test", "zoe@elsewhere.test"); err != nil {
+		t.Fatalf("sendmail: %v %s", err, out)
+	}
+	rec := sender.deliveryRecord("zoe@elsewhere.test", "delivered")
+	if rec["tls"] != "untrusted" || rec["reason"] != "" {
+		t.Errorf("delivery record %v", rec)
+	}
+	out, _ := smarthost.mxward("", "queue", "list", "--json")
+	var msgs []msgJSON
+	if err := json.Unmarshal([]byte(out), &msgs); err != nil || len(msgs) != 1 || msgs[0].AuthUser != "alice@example.test" ||
+		msgs[0].Recipients[0].Addr != "zoe@elsewhere.test" {
+		t.Fatalf("smarthost queue: %v %s", err, out)
 	}
 }
