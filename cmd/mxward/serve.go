@@ -62,15 +62,16 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Signals are caught before "ready" is logged: a SIGHUP sent the moment the server
+	// says it is ready must reload, not kill it (SIGHUP's default action).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	d, err := startDaemon(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "error", err)
 		return &exitError{code: 1, err: err}
 	}
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			d.reload(*cfgPath, source)
