@@ -327,14 +327,14 @@ func (d *daemon) serverConfig(cfg *config.Config) (smtpserver.Config, error) {
 		Recipients:          resolverAdapter{res, cfg.Local.Domains},
 		Users:               us,
 		AuthThrottle:        auth.NewThrottle(cfg.Auth.MaxFailures, time.Duration(cfg.Auth.FailureWindow), nil),
-		Queued: func(_ spool.ID, env *spool.Envelope) {
+		Queued: func(id spool.ID, env *spool.Envelope) {
 			for _, r := range env.Recipients {
 				if r.Local {
 					d.local.Kick()
-				} else {
-					d.remote.Kick()
+					break
 				}
 			}
+			d.remote.Enqueue(id, env)
 		},
 	}, nil
 }

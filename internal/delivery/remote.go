@@ -82,6 +82,7 @@ type Remote struct {
 	inflight map[jobKey]bool
 	dests    map[string]*dest
 	conns    chan struct{} // global session slots
+	runCtx   context.Context
 	wg       sync.WaitGroup
 }
 
@@ -147,6 +148,9 @@ func (r *Remote) Kick() {
 // Run schedules deliveries until ctx is cancelled, then waits for sessions in progress.
 func (r *Remote) Run(ctx context.Context) {
 	r.init()
+	r.mu.Lock()
+	r.runCtx = ctx
+	r.mu.Unlock()
 	t := time.NewTicker(r.Poll)
 	defer t.Stop()
 	for {
@@ -158,7 +162,78 @@ func (r *Remote) Run(ctx context.Context) {
 		case <-r.kick:
 		case <-t.C:
 		}
+		// However often it is kicked, the queue is scanned at most once a second: new
+		// messages reach the workers through Enqueue, not through scans.
+		select {
+		case <-ctx.Done():
+			r.wg.Wait()
+			return
+		case <-time.After(time.Second):
+		}
 	}
+}
+
+// Limits of the in-memory part of the scheduler.
+const (
+	// leaseTime is how long a message handed to a worker stays out of Due's results.
+	leaseTime = 15 * time.Minute
+	// maxInflight bounds the jobs held in memory (Postfix's active queue); beyond it new
+	// messages wait in the spool for a scan.
+	maxInflight = 20000
+	// scanLimit is how many messages one scan takes from the spool.
+	scanLimit = 500
+)
+
+// leaser is implemented by spools that can hide in-flight messages from Due
+// (spool.FileStore), so that a scan does not load them again.
+type leaser interface {
+	Lease(ctx context.Context, ids []spool.ID, local bool, now, until time.Time) error
+}
+
+// unleaser gives a lease back (spool.FileStore.Retry: queued recipients due now).
+type unleaser interface {
+	Retry(ctx context.Context, id spool.ID) error
+}
+
+func (r *Remote) lease(ctx context.Context, ids []spool.ID) {
+	l, ok := r.Store.(leaser)
+	if !ok || len(ids) == 0 {
+		return
+	}
+	now := r.Now()
+	if err := l.Lease(context.WithoutCancel(ctx), ids, false, now, now.Add(leaseTime)); err != nil {
+		r.Log.Warn("leasing in-flight messages failed", "error", err, "messages", len(ids))
+	}
+}
+
+// Enqueue hands a message that was just queued to the workers at once, without a
+// queue scan. Before Run has started, or with a full active queue, it only asks for a
+// scan.
+func (r *Remote) Enqueue(id spool.ID, env *spool.Envelope) {
+	r.init()
+	r.mu.Lock()
+	ctx, full := r.runCtx, len(r.inflight) >= maxInflight
+	r.mu.Unlock()
+	if ctx == nil || full || ctx.Err() != nil {
+		r.Kick()
+		return
+	}
+	m := spool.Message{ID: id, Envelope: *env}
+	m.Envelope.Recipients = nil
+	for _, rc := range env.Recipients {
+		if !rc.Local {
+			m.Envelope.Recipients = append(m.Envelope.Recipients, rc)
+		}
+	}
+	if len(m.Envelope.Recipients) == 0 {
+		return
+	}
+	r.mu.Lock()
+	ids := r.add(ctx, []spool.Message{m})
+	r.mu.Unlock()
+	// The lease may land after the delivery was recorded; it only touches recipients
+	// that are still queued and due, so it cannot undo an outcome.
+	go r.lease(ctx, ids)
 }
 
 // Scan takes due remote recipients from the queue and hands them to destination workers.
@@ -166,18 +241,29 @@ func (r *Remote) Run(ctx context.Context) {
 func (r *Remote) Scan(ctx context.Context) int {
 	r.init()
 	r.mu.Lock()
-	limit := len(r.inflight) + 500
+	full := len(r.inflight) >= maxInflight
 	r.mu.Unlock()
-	msgs, err := r.Store.Due(ctx, r.Now(), false, limit)
+	if full {
+		return 0
+	}
+	msgs, err := r.Store.Due(ctx, r.Now(), false, scanLimit)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.Log.Error("queue scan failed", "error", err)
 		}
 		return 0
 	}
-	n := 0
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	ids := r.add(ctx, msgs)
+	r.mu.Unlock()
+	r.lease(ctx, ids)
+	return len(ids)
+}
+
+// add turns messages into jobs per destination domain, skipping those in flight, starts
+// workers as needed and returns the IDs of the messages that got new jobs. r.mu is held.
+func (r *Remote) add(ctx context.Context, msgs []spool.Message) []spool.ID {
+	var ids []spool.ID
 	for i := range msgs {
 		m := &msgs[i]
 		byDomain := map[string][]spool.Recipient{}
@@ -189,27 +275,31 @@ func (r *Remote) Scan(ctx context.Context) int {
 			}
 			byDomain[d] = append(byDomain[d], rc)
 		}
+		added := false
 		for _, d := range order {
 			k := jobKey{m.ID, d}
 			if r.inflight[k] {
 				continue
 			}
 			r.inflight[k] = true
+			added = true
 			ds := r.dests[d]
 			if ds == nil {
 				ds = &dest{}
 				r.dests[d] = ds
 			}
 			ds.jobs = append(ds.jobs, &job{key: k, msg: m, rcpts: byDomain[d]})
-			n++
 			if ds.workers < r.MaxPerDomain && ds.workers < len(ds.jobs) {
 				ds.workers++
 				r.wg.Add(1)
 				go r.worker(ctx, d, ds)
 			}
 		}
+		if added {
+			ids = append(ids, m.ID)
+		}
 	}
-	return n
+	return ids
 }
 
 // Wait blocks until every job handed out so far is finished (for tests and shutdown).
@@ -252,9 +342,14 @@ func (r *Remote) worker(ctx context.Context, domain string, ds *dest) {
 			return
 		}
 		// After shutdown, jobs not yet started are only released: an attempt made with
-		// a dead context would fail and be recorded as a deferral it never was.
+		// a dead context would fail and be recorded as a deferral it never was. Their
+		// lease is given back so that the next start tries them at once.
 		if ctx.Err() == nil {
 			s = r.deliver(ctx, j, s)
+		} else if u, ok := r.Store.(unleaser); ok {
+			if err := u.Retry(context.WithoutCancel(ctx), j.key.id); err != nil && !errors.Is(err, spool.ErrNotFound) {
+				r.Log.Warn("releasing an unstarted job failed", "queue_id", string(j.key.id), "error", err)
+			}
 		}
 		r.done(j)
 	}

@@ -486,6 +486,34 @@ func (s *FileStore) Release(ctx context.Context, id ID) error {
 		WHERE msg_id = ? AND +state IN `+openStates, next)
 }
 
+// Lease moves the next attempt of the due queued recipients (local or remote) of the
+// given messages to until, so that Due does not return them again while a delivery is
+// in progress; the delivery's Record replaces it. After a crash the lease simply runs
+// out and the recipients are due again: a duplicate at worst, never a loss.
+func (s *FileStore) Lease(ctx context.Context, ids []ID, local bool, now, until time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	err := s.write(ctx, func(ctx context.Context, t *itx) error {
+		for _, id := range ids {
+			if _, err := t.tx.ExecContext(ctx, `UPDATE recipients SET next_attempt = ?
+				WHERE msg_id = ? AND state = 'queued' AND local = ? AND next_attempt <= ?`,
+				toNanos(until), string(id), boolInt(local), toNanos(now)); err != nil {
+				return fmt.Errorf("update recipients: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lease %d messages: %w", len(ids), err)
+	}
+	return nil
+}
+
 // Retry makes a message's queued recipients due now, leaving held ones held
 // (`mxward queue retry`).
 func (s *FileStore) Retry(ctx context.Context, id ID) error {

@@ -912,3 +912,38 @@ func TestRetryLeavesHeld(t *testing.T) {
 		t.Errorf("retry of unknown id: %v", err)
 	}
 }
+
+// A leased message is not due until the lease ends; Record replaces the lease, and
+// recipients that were not due keep their own time.
+func TestLease(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	st, err := Open(context.Background(), t.TempDir(), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w, _ := st.Create(context.Background())
+	w.Write([]byte("x\r\n"))
+	id, err := w.Commit(context.Background(), Envelope{Recipients: []Recipient{{Addr: "a@b.example"}, {Addr: "c@d.example"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c@d.example was deferred to +2h before; only a@b.example is due.
+	st.Record(context.Background(), id, []Outcome{{Attempt: Attempt{Rcpt: "c@d.example", Time: now, Result: "deferred"}, NextAttempt: now.Add(2 * time.Hour)}})
+	if err := st.Lease(context.Background(), []ID{id}, false, now, now.Add(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := st.Due(context.Background(), now.Add(14*time.Minute), false, 0); len(due) != 0 {
+		t.Fatalf("leased message due: %+v", due)
+	}
+	due, _ := st.Due(context.Background(), now.Add(15*time.Minute), false, 0)
+	if len(due) != 1 || len(due[0].Envelope.Recipients) != 1 || due[0].Envelope.Recipients[0].Addr != "a@b.example" {
+		t.Fatalf("after the lease: %+v", due)
+	}
+	m, _ := st.Get(context.Background(), id)
+	for _, r := range m.Envelope.Recipients {
+		if r.Addr == "c@d.example" && !r.NextAttempt.Equal(now.Add(2*time.Hour)) {
+			t.Errorf("lease moved a recipient that was not due: %v", r.NextAttempt)
+		}
+	}
+}

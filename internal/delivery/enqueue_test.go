@@ -1,0 +1,51 @@
+package delivery
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Enqueue hands a just-queued message to the workers without a scan, leases it so that
+// scans skip it while it is in flight, and the outcome replaces the lease.
+func TestEnqueueFastPath(t *testing.T) {
+	h := newRemoteHarness(t)
+	rv := startReceiver(t, receiverConfig{users: []string{"bob@example.net"}})
+	r := h.newRemote(rv.port)
+	r.Poll = time.Hour // no timer scans: only Enqueue can deliver
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Run's first scan finds an empty queue; wait for it so Enqueue takes the fast path.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		started := r.runCtx != nil
+		r.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	id := h.enqueue(senderAddr, "bob@example.net", "keep@origin.test")
+	m, _ := h.recipient(id, "bob@example.net")
+	r.Enqueue(id, &m.Envelope)
+	for len(rv.messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("message not delivered through Enqueue")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Wait()
+	h.checkAttempt(id, "bob@example.net", 1, expect{"result": "delivered"})
+	// A second Enqueue of the same message while nothing is due does nothing harmful:
+	// the recipient is final, and a scan finds nothing.
+	if n := r.Scan(h.ctx); n != 0 {
+		t.Errorf("scan after delivery handed out %d jobs", n)
+	}
+}
