@@ -49,3 +49,20 @@ func TestEnqueueFastPath(t *testing.T) {
 		t.Errorf("scan after delivery handed out %d jobs", n)
 	}
 }
+
+// A destination whose every address refuses connections is treated as down for a
+// minute: the messages behind the first are deferred without connecting again.
+func TestDeadDestination(t *testing.T) {
+	h := newRemoteHarness(t)
+	r := h.newRemote(closedPort(t))
+	r.MaxPerDomain = 1
+	first := h.enqueue(senderAddr, "bob@example.net", "keep@origin.test")
+	second := h.enqueue(senderAddr, "bob@example.net", "keep@origin.test")
+	h.round(r)
+	h.checkAttempt(first, "bob@example.net", 1, expect{"result": "deferred", "reason": "connect_failed"})
+	h.checkAttempt(second, "bob@example.net", 1, expect{"result": "deferred", "reason": "destination_down"})
+	// A minute later the destination is tried again.
+	h.clock.Advance(10 * time.Minute)
+	h.round(r)
+	h.checkAttempt(first, "bob@example.net", 2, expect{"result": "deferred", "reason": "connect_failed"})
+}

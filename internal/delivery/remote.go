@@ -83,6 +83,7 @@ type Remote struct {
 	dests    map[string]*dest
 	conns    chan struct{} // global session slots
 	runCtx   context.Context
+	down     map[string]downInfo // destinations that just failed at every address
 	wg       sync.WaitGroup
 }
 
@@ -188,6 +189,38 @@ const (
 // (spool.FileStore), so that a scan does not load them again.
 type leaser interface {
 	Lease(ctx context.Context, ids []spool.ID, local bool, now, until time.Time) error
+}
+
+// downTime is how long a destination whose every address refused or timed out is
+// treated as down: its other queued messages are deferred without connecting.
+const downTime = time.Minute
+
+func (r *Remote) markDown(domain, reply string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down == nil {
+		r.down = map[string]downInfo{}
+	}
+	r.down[domain] = downInfo{until: r.Now().Add(downTime), reply: reply}
+}
+
+func (r *Remote) isDown(domain string, now time.Time) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.down[domain]
+	if !ok {
+		return "", false
+	}
+	if !now.Before(d.until) {
+		delete(r.down, domain)
+		return "", false
+	}
+	return d.reply + " (destination down, not retried before " + d.until.UTC().Format(time.TimeOnly) + ")", true
+}
+
+type downInfo struct {
+	until time.Time
+	reply string
 }
 
 // unleaser gives a lease back (spool.FileStore.Retry: queued recipients due now).
@@ -389,6 +422,18 @@ func (r *Remote) deliver(ctx context.Context, j *job, s *session) *session {
 	var results map[string]rcptOutcome
 	var at attempt
 
+	if reply, ok := r.isDown(j.key.domain, now); ok {
+		// The destination just failed every address: defer without connecting again,
+		// as Postfix does with a dead destination, so a down site costs no sockets.
+		at.reason = "destination_down"
+		results = allRcpts(j.rcpts, rcptOutcome{reply: reply})
+		if s != nil {
+			s.close(ctx, r)
+			s = nil
+		}
+		r.record(ctx, j, env, now, results, at)
+		return s
+	}
 	nextHop, hops, rerr := r.Route(ctx, j.key.domain)
 	if rerr != nil {
 		var re *RouteError
@@ -518,6 +563,9 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 	msg := "no mail server could be reached"
 	if at.err != nil {
 		msg = at.err.Error()
+	}
+	if at.reason == "connect_failed" {
+		r.markDown(j.key.domain, "451 "+code+" "+msg)
 	}
 	return allRcpts(j.rcpts, rcptOutcome{reply: "451 " + code + " " + msg}), nil, at
 }
