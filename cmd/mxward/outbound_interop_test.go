@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,5 +185,29 @@ func TestSmarthostWithAuth(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &msgs); err != nil || len(msgs) != 1 || msgs[0].AuthUser != "alice@example.test" ||
 		msgs[0].Recipients[0].Addr != "zoe@elsewhere.test" {
 		t.Fatalf("smarthost queue: %v %s", err, out)
+	}
+}
+
+// A TLS policy added to the configuration applies after SIGHUP, without a restart.
+func TestTLSPolicyReload(t *testing.T) {
+	testpeer.RequireTool(t, testpeer.PostfixPath)
+	pf := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.example.net", Deliver: true, Domains: []string{"example.net"}})
+	in := startInstance(t, fmt.Sprintf("\n[delivery.transport]\n\"example.net\" = \"[127.0.0.1]:%s\"\n", pfPort(pf)))
+	cfg, _ := os.ReadFile(in.cfgPath)
+	cfg = append(cfg, []byte("\n[delivery.tls_policy]\n\"example.net\" = \"encrypt\"\n")...)
+	os.WriteFile(in.cfgPath, cfg, 0o644)
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(in.logRecords("configuration reloaded")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", in.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, err := in.mxward("Subject: after reload\n\nx\n", "sendmail", "-f", "alice@example.test", "bob@example.net"); err != nil {
+		t.Fatalf("sendmail: %v %s", err, out)
+	}
+	if rec := in.deliveryRecord("bob@example.net", "deferred"); rec["reason"] != "starttls_not_offered" || rec["policy"] != "local" {
+		t.Errorf("delivery record %v", rec)
 	}
 }

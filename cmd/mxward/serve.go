@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -395,7 +396,16 @@ func (d *daemon) reload(path, source string) {
 		d.cfg.Local.Maildir != cfg.Local.Maildir || d.cfg.Local.LMTP != cfg.Local.LMTP || d.cfg.DataDir != cfg.DataDir {
 		d.log.Warn("listener, data_dir and local delivery changes take effect after a restart")
 	}
+	if !sameRouting(d.cfg, cfg) {
+		d.log.Warn("delivery routing changes (resolvers, smarthost, transports, limits) take effect after a restart; tls_level and tls_policy apply now")
+	}
+	policies, err := tlsPolicies(cfg.Delivery.TLSPolicy)
+	if err != nil {
+		d.log.Error("reload failed, keeping the running configuration", "error", err)
+		return
+	}
 	d.srv.Reload(scfg)
+	d.remote.SetPolicies(tlspolicy.Level(cfg.Delivery.TLSLevel), policies)
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "config", path)
 }
@@ -476,13 +486,9 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 	}
 	family := map[string]route.Family{"ipv6": route.PreferIPv6, "ipv4": route.PreferIPv4,
 		"ipv6-only": route.IPv6Only, "ipv4-only": route.IPv4Only}[dc.AddressPreference]
-	policies := tlspolicy.Table{}
-	for dom, v := range dc.TLSPolicy {
-		p, err := tlspolicy.ParsePolicy(v)
-		if err != nil {
-			return nil, fmt.Errorf("delivery.tls_policy.%q: %w", dom, err)
-		}
-		policies[dom] = p
+	policies, err := tlsPolicies(dc.TLSPolicy)
+	if err != nil {
+		return nil, err
 	}
 	router := delivery.DNSRouter(resolver, route.Options{
 		Family: family, MaxAddresses: dc.AddressLimit, Transport: transports.Lookup,
@@ -516,4 +522,24 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 		Bouncer:      b,
 		Log:          log,
 	}, nil
+}
+
+// tlsPolicies parses the delivery.tls_policy table.
+func tlsPolicies(m map[string]string) (tlspolicy.Table, error) {
+	t := tlspolicy.Table{}
+	for dom, v := range m {
+		p, err := tlspolicy.ParsePolicy(v)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.tls_policy.%q: %w", dom, err)
+		}
+		t[dom] = p
+	}
+	return t, nil
+}
+
+// sameRouting reports whether the [delivery] settings that are fixed at start-up agree.
+func sameRouting(a, b *config.Config) bool {
+	x, y := a.Delivery, b.Delivery
+	x.TLSLevel, y.TLSLevel, x.TLSPolicy, y.TLSPolicy = "", "", nil, nil
+	return reflect.DeepEqual(x, y)
 }

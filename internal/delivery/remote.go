@@ -223,6 +223,14 @@ type downInfo struct {
 	reply string
 }
 
+// SetPolicies replaces the default level and the per-domain policies (configuration
+// reload); sessions already open keep the requirement they were opened with.
+func (r *Remote) SetPolicies(def tlspolicy.Level, table tlspolicy.Table) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.DefaultLevel, r.Policies = def, table
+}
+
 // unleaser gives a lease back (spool.FileStore.Retry: queued recipients due now).
 type unleaser interface {
 	Retry(ctx context.Context, id spool.ID) error
@@ -506,8 +514,11 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 	}
 
 	for _, h := range hops {
-		in := tlspolicy.Input{NextHop: nextHop, MXHost: h.Name, Literal: h.Literal, Default: r.DefaultLevel,
-			Table: r.Policies, Roots: r.Roots, Now: r.Now}
+		r.mu.Lock()
+		def, table := r.DefaultLevel, r.Policies
+		r.mu.Unlock()
+		in := tlspolicy.Input{NextHop: nextHop, MXHost: h.Name, Literal: h.Literal, Default: def,
+			Table: table, Roots: r.Roots, Now: r.Now}
 		d := tlspolicy.Decide(in)
 		at.hop, at.decision = h, d
 		if d.Defer != nil {
