@@ -168,14 +168,22 @@ func startFakeServer(t *testing.T, rcptReply string) *fakeServer {
 func (s *fakeServer) serve(c net.Conn) {
 	var cmds []string
 	var body []byte
-	defer func() {
+	recorded := false
+	// record files the session; it runs before the reply to QUIT, so that a client that
+	// has read the 221 finds the session recorded.
+	record := func() {
+		if recorded {
+			return
+		}
+		recorded = true
 		s.mu.Lock()
 		s.sessions = append(s.sessions, cmds)
 		if body != nil {
 			s.bodies = append(s.bodies, body)
 		}
 		s.mu.Unlock()
-	}()
+	}
+	defer record()
 	r := bufio.NewReader(c)
 	var w io.Writer = c
 	fmt.Fprint(w, "220 fake.bench.test ESMTP\r\n")
@@ -222,6 +230,7 @@ func (s *fakeServer) serve(c net.Conn) {
 			body = b
 			fmt.Fprint(w, "250 2.0.0 Ok: queued\r\n")
 		case "QUIT":
+			record()
 			fmt.Fprint(w, "221 2.0.0 Bye\r\n")
 			return
 		default:
