@@ -452,6 +452,11 @@ func (r *Remote) deliver(ctx context.Context, j *job, s *session) *session {
 			r.Metrics.DNSErrors.WithLabelValues(re.Reason).Inc()
 		}
 		at.reason = re.Reason
+		// The record names the policy that would have applied, even without a host.
+		r.mu.Lock()
+		def, table := r.DefaultLevel, r.Policies
+		r.mu.Unlock()
+		at.decision = tlspolicy.Decide(tlspolicy.Input{NextHop: j.key.domain, Default: def, Table: table, Now: r.Now})
 		results = allRcpts(j.rcpts, rcptOutcome{permanent: re.Permanent, reply: routeReply(re)})
 		if s != nil {
 			s.close(ctx, r)
@@ -726,8 +731,19 @@ func (r *Remote) record(ctx context.Context, j *job, env *spool.Envelope, now ti
 		case r.Retry.Expired(now, env.ReceivedAt):
 			result, reason = "bounced", "expired"
 		}
-		if reason == "" && result == "deferred" {
+		switch {
+		case reason != "":
+		case result == "delivered" && tlsLevel == "none" && at.decision.Security.Mode != smtpclient.TLSDisabled:
+			// The opportunistic trade-off (ST-09, ST-10): said in the record, since a
+			// man in the middle stripping STARTTLS looks exactly like this.
+			reason = "plaintext: STARTTLS not offered"
+			if at.tls.Offered {
+				reason = "plaintext: STARTTLS refused"
+			}
+		case result == "deferred":
 			reason = "temporary failure"
+		case result == "bounced":
+			reason = "rejected by the server"
 		}
 		fields := map[string]string{
 			"domain": j.key.domain, "mx": at.hop.Name, "ip": ipString(at.ip), "policy": policy, "tls": tlsLevel,

@@ -77,8 +77,8 @@ func TestRemotePerRecipientOutcomes(t *testing.T) {
 		state spool.State
 		want  expect
 	}{
-		{"gone@example.net", spool.StateBounced, expect{"result": "bounced", "reply": "550 5.1.1 No such user here", "reason": ""}},
-		{"ok@example.net", spool.StateDelivered, expect{"result": "delivered", "reply": "~250 2.0.0", "reason": ""}},
+		{"gone@example.net", spool.StateBounced, expect{"result": "bounced", "reply": "550 5.1.1 No such user here", "reason": "rejected by the server"}},
+		{"ok@example.net", spool.StateDelivered, expect{"result": "delivered", "reply": "~250 2.0.0", "reason": "plaintext: STARTTLS not offered"}},
 		{"full@example.net", spool.StateQueued, expect{"result": "deferred", "reply": "452 4.5.3 Too many recipients", "reason": "temporary failure"}},
 	}
 	for _, tt := range tests {
@@ -159,9 +159,9 @@ func TestRemoteStartTLSStripping(t *testing.T) {
 		{"direct/encrypt", false, false, local(tlspolicy.LevelEncrypt), true,
 			expect{"result": "delivered", "policy": "local", "tls": "untrusted", "tls_version": "TLSv1.3", "reason": ""}},
 		{"removed/may", true, false, nil, true,
-			expect{"result": "delivered", "policy": "opportunistic", "tls": "none", "tls_version": "", "cipher": "", "reason": ""}},
+			expect{"result": "delivered", "policy": "opportunistic", "tls": "none", "tls_version": "", "cipher": "", "reason": "plaintext: STARTTLS not offered"}},
 		{"rewritten/may", true, true, nil, true,
-			expect{"result": "delivered", "policy": "opportunistic", "tls": "none", "tls_version": "", "cipher": "", "reason": ""}},
+			expect{"result": "delivered", "policy": "opportunistic", "tls": "none", "tls_version": "", "cipher": "", "reason": "plaintext: STARTTLS not offered"}},
 		{"removed/encrypt", true, false, local(tlspolicy.LevelEncrypt), false, nil},
 		{"rewritten/encrypt", true, true, local(tlspolicy.LevelEncrypt), false, nil},
 		{"removed/verify", true, false, local(tlspolicy.LevelVerify), false, nil},
@@ -377,7 +377,7 @@ func TestRemoteRouting(t *testing.T) {
 		{"servfail", "broken.test", []string{"broken.test. 300 IN MX 10 mx1.example.net.", "broken.test. 300 IN A 127.0.0.1"}, true,
 			expect{"result": "deferred", "reply": "~451 4.4.3", "reason": "dns_temporary"}, "", true}, // MX-04
 		{"implicit-mx", "implicit.test", []string{"implicit.test. 300 IN A 127.0.0.1"}, false,
-			expect{"result": "delivered", "reply": "~250 2.0.0", "reason": "", "mx": "implicit.test", "ip": "127.0.0.1"}, "", false}, // MX-05
+			expect{"result": "delivered", "reply": "~250 2.0.0", "reason": "plaintext: STARTTLS not offered", "mx": "implicit.test", "ip": "127.0.0.1"}, "", false}, // MX-05
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -669,7 +669,7 @@ func TestRemoteRestartMidDelivery(t *testing.T) {
 		t.Errorf("receiver saw %d transactions, %d messages, answered %d; want 4, 4, 3", mails, bodies, accepted)
 	}
 	for _, id := range ids {
-		h.checkLog(id, rcpt, expect{"result": "delivered", "reply": "250 2.0.0 queued", "reason": ""})
+		h.checkLog(id, rcpt, expect{"result": "delivered", "reply": "250 2.0.0 queued", "reason": "plaintext: STARTTLS not offered"})
 		h.gone(id)
 	}
 	if msgs, err := h.store.List(h.ctx, spool.Filter{}); err != nil || len(msgs) != 0 {
