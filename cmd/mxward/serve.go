@@ -454,7 +454,10 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 	if len(servers) == 0 {
 		var err error
 		if servers, err = dns.ReadResolvConf("/etc/resolv.conf"); err != nil {
-			return nil, fmt.Errorf("delivery: no dns_servers configured and %w", err)
+			// As the C library does without a nameserver line: ask the local host. Mail
+			// to other domains is deferred until a resolver answers there.
+			log.Warn("no resolver configured; using 127.0.0.1:53", "error", err)
+			servers = []string{"127.0.0.1:53"}
 		}
 	}
 	resolver, err := dns.NewClient(dns.Config{Servers: servers})

@@ -217,7 +217,7 @@ func sanitize(s string) string {
 		}
 	}
 	if b.Len() > 200 {
-		return b.String()[:200]
+		return strings.ToValidUTF8(b.String()[:200], "")
 	}
 	return b.String()
 }
