@@ -66,3 +66,21 @@ func TestDeadDestination(t *testing.T) {
 	h.round(r)
 	h.checkAttempt(first, "bob@example.net", 2, expect{"result": "deferred", "reason": "connect_failed"})
 }
+
+// An internationalized destination domain (SMTPUTF8 mail) is routed by its A-labels; a
+// domain with no valid A-label form bounces as an invalid domain.
+func TestIDNDestination(t *testing.T) {
+	h := newRemoteHarness(t)
+	h.dns.Add(
+		"xn--bcher-kva.example. 3600 IN SOA ns.example.net. hostmaster.example.net. 1 7200 900 1209600 300",
+		"xn--bcher-kva.example. 300 IN MX 10 mx1.example.net.",
+	)
+	rv := startReceiver(t, receiverConfig{users: []string{"bob@bücher.example"}})
+	r := h.newRemote(rv.port)
+	id := h.enqueue(senderAddr, "bob@bücher.example", "keep@origin.test")
+	h.round(r)
+	h.checkAttempt(id, "bob@bücher.example", 1, expect{"result": "delivered", "mx": "mx1.example.net"})
+	bad := h.enqueue(senderAddr, "bob@a\u200d.example", "keep@origin.test")
+	h.round(r)
+	h.checkAttempt(bad, "bob@a\u200d.example", 1, expect{"result": "bounced", "reason": "invalid_domain"})
+}

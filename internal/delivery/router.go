@@ -3,6 +3,10 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/net/idna"
 
 	"mxward/internal/dns"
 	"mxward/internal/route"
@@ -13,6 +17,16 @@ import (
 // and the operator's transports (reference semantics §1).
 func DNSRouter(r dns.Resolver, opts route.Options) Router {
 	return func(ctx context.Context, domain string) (string, []Hop, error) {
+		// An internationalized domain (SMTPUTF8 mail) is looked up by its A-labels
+		// (RFC 5890); the DNS knows no other form.
+		if !isASCII(domain) && !strings.HasPrefix(domain, "[") {
+			a, err := idna.Lookup.ToASCII(domain)
+			if err != nil {
+				return "", nil, &RouteError{Permanent: true, Code: 550, Enhanced: "5.1.2", Reason: "invalid_domain",
+					Err: fmt.Errorf("domain %q has no valid A-label form: %w", domain, err)}
+			}
+			domain = a
+		}
 		rt, err := route.Resolve(ctx, r, domain, opts)
 		if err != nil {
 			var re *route.Error
@@ -47,4 +61,13 @@ func WithCredentials(r Router, applies func(domain string) bool, c *smtpclient.C
 		}
 		return nh, hops, err
 	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
