@@ -522,8 +522,11 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 		MaxPerDomain: dc.MaxConnectionsPerDomain,
 		MaxPerConn:   dc.MaxMessagesPerConnection,
 		Timeouts:     smtpclient.Timeouts{Connect: time.Duration(dc.ConnectTimeout)},
-		Bouncer:      b,
-		Log:          log,
+		// Postfix's smtp_connection_cache_time_limit: an open session waits this long
+		// for the destination's next message.
+		Linger:  2 * time.Second,
+		Bouncer: b,
+		Log:     log,
 	}, nil
 }
 

@@ -84,3 +84,29 @@ func TestIDNDestination(t *testing.T) {
 	h.round(r)
 	h.checkAttempt(bad, "bob@a\u200d.example", 1, expect{"result": "bounced", "reason": "invalid_domain"})
 }
+
+// With Linger, a session stays open for mail that follows shortly: two messages handed
+// over one after the other use one connection.
+func TestLingerReusesSession(t *testing.T) {
+	h := newRemoteHarness(t)
+	rv := startReceiver(t, receiverConfig{users: []string{"bob@example.net"}})
+	r := h.newRemote(rv.port)
+	r.Linger = 2 * time.Second
+	first := h.enqueue(senderAddr, "bob@example.net", "keep@origin.test")
+	r.Scan(h.ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(rv.messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("first message not delivered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	second := h.enqueue(senderAddr, "bob@example.net", "keep@origin.test")
+	r.Scan(h.ctx)
+	r.Wait()
+	h.checkAttempt(first, "bob@example.net", 1, expect{"result": "delivered"})
+	h.checkAttempt(second, "bob@example.net", 1, expect{"result": "delivered"})
+	if accepted, _ := rv.ln.counts(); accepted != 1 {
+		t.Errorf("%d connections, want 1", accepted)
+	}
+}

@@ -69,6 +69,9 @@ type Remote struct {
 	MaxPerConn   int           // messages per session, default 50
 	Timeouts     smtpclient.Timeouts
 	Poll         time.Duration
+	// Linger keeps a session open this long after its destination's queue empties, for
+	// mail that follows; 0 closes it at once.
+	Linger time.Duration
 
 	Bouncer *Bouncer
 	Metrics *Metrics
@@ -102,6 +105,7 @@ type job struct {
 type dest struct {
 	jobs    []*job
 	workers int
+	wake    chan struct{} // a job arrived for a worker lingering on an open session
 }
 
 func (r *Remote) init() {
@@ -326,10 +330,14 @@ func (r *Remote) add(ctx context.Context, msgs []spool.Message) []spool.ID {
 			added = true
 			ds := r.dests[d]
 			if ds == nil {
-				ds = &dest{}
+				ds = &dest{wake: make(chan struct{}, 1)}
 				r.dests[d] = ds
 			}
 			ds.jobs = append(ds.jobs, &job{key: k, msg: m, rcpts: byDomain[d]})
+			select {
+			case ds.wake <- struct{}{}:
+			default:
+			}
 			if ds.workers < r.MaxPerDomain && ds.workers < len(ds.jobs) {
 				ds.workers++
 				r.wg.Add(1)
@@ -347,13 +355,15 @@ func (r *Remote) add(ctx context.Context, msgs []spool.Message) []spool.ID {
 func (r *Remote) Wait() { r.wg.Wait() }
 
 // next pops the destination's next job, or retires the worker when there is none.
-func (r *Remote) next(domain string, ds *dest) *job {
+func (r *Remote) next(domain string, ds *dest, retire bool) *job {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(ds.jobs) == 0 {
-		ds.workers--
-		if ds.workers == 0 {
-			delete(r.dests, domain)
+		if retire {
+			ds.workers--
+			if ds.workers == 0 {
+				delete(r.dests, domain)
+			}
 		}
 		return nil
 	}
@@ -378,7 +388,32 @@ func (r *Remote) worker(ctx context.Context, domain string, ds *dest) {
 		}
 	}()
 	for {
-		j := r.next(domain, ds)
+		j := r.next(domain, ds, s == nil || r.Linger <= 0)
+		if j == nil && s != nil && r.Linger > 0 {
+			// Keep the session a moment for mail that is about to follow, as Postfix
+			// caches connections: a new session costs a TLS handshake.
+			t := time.NewTimer(r.Linger)
+		wait:
+			for {
+				select {
+				case <-ds.wake:
+					// A wake-up may be stale (sent for a job already taken).
+					if j = r.next(domain, ds, false); j != nil {
+						break wait
+					}
+				case <-t.C:
+					break wait
+				case <-ctx.Done():
+					break wait
+				}
+			}
+			t.Stop()
+			if j == nil {
+				s.close(ctx, r)
+				s = nil
+				j = r.next(domain, ds, true)
+			}
+		}
 		if j == nil {
 			return
 		}
