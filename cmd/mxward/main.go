@@ -7,6 +7,7 @@
 //	mxward sendmail [sendmail options] [recipients...]
 //	mxward queue list|show|delete|hold|release [--json] [ID]
 //	mxward config check FILE
+//	mxward dns lookup NAME TYPE [--json]
 //	mxward version
 package main
 
@@ -32,6 +33,7 @@ commands:
   sendmail       submit a message read from standard input (sendmail-compatible)
   queue          list, show, delete, hold or release queued messages
   config check   validate a configuration file without starting
+  dns lookup     look a name up as delivery does, with its DNSSEC status
   version        print the version
 
 Run "mxward <command> -h" for a command's options.
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdQueue(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "dns":
+		err = cmdDNS(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mxward", versionString())
 	case "-h", "--help", "help":

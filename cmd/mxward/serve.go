@@ -26,7 +26,6 @@ import (
 	"mxward/internal/auth"
 	"mxward/internal/config"
 	"mxward/internal/delivery"
-	"mxward/internal/dns"
 	"mxward/internal/local"
 	"mxward/internal/route"
 	"mxward/internal/smtpclient"
@@ -450,19 +449,9 @@ func (d *daemon) shutdown(grace time.Duration) error {
 // newRemote builds the outbound delivery engine from the [delivery] table.
 func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *delivery.Bouncer, log *slog.Logger) (*delivery.Remote, error) {
 	dc := cfg.Delivery
-	servers := dc.DNSServers
-	if len(servers) == 0 {
-		var err error
-		if servers, err = dns.ReadResolvConf("/etc/resolv.conf"); err != nil {
-			// As the C library does without a nameserver line: ask the local host. Mail
-			// to other domains is deferred until a resolver answers there.
-			log.Warn("no resolver configured; using 127.0.0.1:53", "error", err)
-			servers = []string{"127.0.0.1:53"}
-		}
-	}
-	resolver, err := dns.NewClient(dns.Config{Servers: servers})
+	resolver, err := newResolver(cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("delivery.dns_servers: %w", err)
+		return nil, err
 	}
 	transports := route.Transports{}
 	for dom, hop := range dc.Transport {

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"mxward/internal/config"
+	"mxward/internal/dns"
+)
+
+const dnsUsage = `usage: mxward dns lookup [--config FILE] [--json] NAME TYPE
+
+Looks NAME up as mxward's delivery does, with the configured resolvers, and prints the
+records, the response code, the DNSSEC status and the CNAME chain with the status of
+each link. TYPE is MX, A, AAAA, TXT or TLSA.
+`
+
+// lookupJSON is the --json output; its field names are stable.
+type lookupJSON struct {
+	Name    string      `json:"name"`
+	Type    string      `json:"type"`
+	Rcode   string      `json:"rcode"`
+	Status  string      `json:"status"`
+	Records []string    `json:"records"`
+	Chain   []chainJSON `json:"chain"`
+}
+
+type chainJSON struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	Status string `json:"status"`
+}
+
+func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "lookup" {
+		fmt.Fprint(stderr, dnsUsage)
+		return &exitError{code: 64, err: errors.New("")}
+	}
+	fs := flag.NewFlagSet("dns lookup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, dnsUsage) }
+	cfgPath := fs.String("config", "", "configuration file")
+	asJSON := fs.Bool("json", false, "print JSON")
+	var rest []string
+	args = args[1:]
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return &exitError{code: 64, err: errors.New("")}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(rest) != 2 {
+		fs.Usage()
+		return &exitError{code: 64, err: errors.New("")}
+	}
+	name, typ := rest[0], strings.ToUpper(rest[1])
+	cfg, _, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	res, err := newResolver(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	out := lookupJSON{Name: dns.Normalize(name), Type: typ, Rcode: "NOERROR", Records: []string{}, Chain: []chainJSON{}}
+	var ans dns.Answer
+	switch typ {
+	case "MX":
+		r, e := res.LookupMX(ctx, name)
+		ans, err = r.Answer, e
+		for _, mx := range r.Records {
+			out.Records = append(out.Records, fmt.Sprintf("%d %s", mx.Pref, mx.Host))
+		}
+	case "A", "AAAA":
+		r, e := res.LookupIP(ctx, name)
+		ans, err = r.Answer, e
+		addrs := r.IPv4
+		if typ == "AAAA" {
+			addrs = r.IPv6
+		}
+		for _, a := range addrs {
+			out.Records = append(out.Records, a.String())
+		}
+	case "TXT":
+		r, e := res.LookupTXT(ctx, name)
+		ans, err = r.Answer, e
+		out.Records = append(out.Records, r.Records...)
+	case "TLSA":
+		r, e := res.LookupTLSA(ctx, name)
+		ans, err = r.Answer, e
+		for _, t := range r.Records {
+			out.Records = append(out.Records, fmt.Sprintf("%d %d %d %s", t.Usage, t.Selector, t.MatchingType, hex.EncodeToString(t.Data)))
+		}
+	default:
+		return &exitError{code: 64, err: fmt.Errorf("dns lookup: unsupported type %q (MX, A, AAAA, TXT or TLSA)", rest[1])}
+	}
+	switch {
+	case err == nil:
+	case dns.IsNXDomain(err):
+		out.Rcode = "NXDOMAIN"
+	case dns.IsTemporary(err):
+		return &exitError{code: 75, err: fmt.Errorf("dns lookup %s %s: %w", name, typ, err)}
+	default:
+		return &exitError{code: 65, err: fmt.Errorf("dns lookup %s %s: %w", name, typ, err)}
+	}
+	out.Status = string(ans.Overall())
+	for _, l := range ans.Chain {
+		out.Chain = append(out.Chain, chainJSON{Name: l.Name, Target: l.Target, Status: string(l.Status)})
+	}
+	if *asJSON {
+		return writeJSON(stdout, out)
+	}
+	fmt.Fprintf(stdout, "name:    %s\ntype:    %s\nrcode:   %s\nstatus:  %s\n", out.Name, out.Type, out.Rcode, out.Status)
+	for _, c := range out.Chain {
+		fmt.Fprintf(stdout, "chain:   %s -> %s (%s)\n", c.Name, c.Target, c.Status)
+	}
+	if len(out.Records) == 0 && out.Rcode == "NOERROR" {
+		fmt.Fprintln(stdout, "records: none (NODATA)")
+	}
+	for _, r := range out.Records {
+		fmt.Fprintf(stdout, "record:  %s\n", r)
+	}
+	return nil
+}
+
+// newResolver builds the DNS client from the configuration: delivery.dns_servers, or the
+// nameserver lines of /etc/resolv.conf, or (as the C library does without one) the local
+// host.
+func newResolver(cfg *config.Config, log *slog.Logger) (*dns.Client, error) {
+	servers := cfg.Delivery.DNSServers
+	if len(servers) == 0 {
+		var err error
+		if servers, err = dns.ReadResolvConf("/etc/resolv.conf"); err != nil {
+			log.Warn("no resolver configured; using 127.0.0.1:53", "error", err)
+			servers = []string{"127.0.0.1:53"}
+		}
+	}
+	c, err := dns.NewClient(dns.Config{Servers: servers})
+	if err != nil {
+		return nil, fmt.Errorf("delivery.dns_servers: %w", err)
+	}
+	return c, nil
+}
