@@ -646,10 +646,18 @@ dns_servers = ["127.0.0.1:%d"]
 // ends.
 func startMxward(t *testing.T, bin string, env []string) *mxwardProc {
 	t.Helper()
+	return runMxward(t, bin, env, func(dir string, port int) string { return mxwardConfig(dir, port, freePort(t)) })
+}
+
+// runMxward starts bin with the configuration config writes for a new temporary
+// directory and the inbound port, waits for its greeting, and stops it with SIGTERM
+// when the test ends.
+func runMxward(t *testing.T, bin string, env []string, config func(dir string, port int) string) *mxwardProc {
+	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
 	cfg := filepath.Join(dir, "mxward.toml")
-	if err := os.WriteFile(cfg, []byte(mxwardConfig(dir, port, freePort(t))), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(dir, port)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m := &mxwardProc{

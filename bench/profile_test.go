@@ -28,25 +28,7 @@ func runProfile(ctx context.Context, t *testing.T, set settings) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	hook, err := filepath.Abs(filepath.Join("testdata", "profilehook", "hook.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mainDir, err := filepath.Abs(filepath.Join("..", "cmd", "mxward"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	overlay, err := json.Marshal(map[string]map[string]string{
-		"Replace": {filepath.Join(mainDir, "zz_bench_profile_hook.go"): hook},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	overlayPath := filepath.Join(t.TempDir(), "overlay.json")
-	if err := os.WriteFile(overlayPath, overlay, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := buildMxward(t, dir, overlayPath)
+	bin := buildProfiledMxward(t, dir)
 
 	cpuPath, heapPath := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "heap.pprof")
 	os.Remove(cpuPath + ".done")
@@ -109,4 +91,31 @@ func runProfile(ctx context.Context, t *testing.T, set settings) {
 		}
 		t.Logf("%s:\n%s", p.out, text)
 	}
+}
+
+// buildProfiledMxward builds mxward into dir with testdata/profilehook added through
+// go build -overlay (the tree is not touched); the hook writes CPU and heap profiles
+// where the MXWARD_BENCH_CPUPROFILE and MXWARD_BENCH_HEAPPROFILE variables say.
+func buildProfiledMxward(t *testing.T, dir string) string {
+	t.Helper()
+	hook, err := filepath.Abs(filepath.Join("testdata", "profilehook", "hook.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mainDir, err := filepath.Abs(filepath.Join("..", "cmd", "mxward"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay, err := json.Marshal(map[string]map[string]string{
+		"Replace": {filepath.Join(mainDir, "zz_bench_profile_hook.go"): hook},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlayPath := filepath.Join(t.TempDir(), "overlay.json")
+	if err := os.WriteFile(overlayPath, overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildMxward(t, dir, overlayPath)
+	return bin
 }

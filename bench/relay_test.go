@@ -26,10 +26,8 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -542,65 +540,9 @@ max_connections_per_domain = %d
 // stopped with SIGTERM when the test ends.
 func startRelayMxward(t *testing.T, bin string, sinkPort, clients int, logLevel string, env []string) *mxwardProc {
 	t.Helper()
-	dir := t.TempDir()
-	port := freePort(t)
-	cfg := filepath.Join(dir, "mxward.toml")
-	if err := os.WriteFile(cfg, []byte(relayMxwardConfig(dir, port, sinkPort, freePort(t), clients, logLevel)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m := &mxwardProc{
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dataDir: filepath.Join(dir, "data"),
-		logPath: filepath.Join(dir, "mxward.log"),
-	}
-	logFile, err := os.Create(m.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mxward: %v", err)
-	}
-	m.pid = cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-			t.Errorf("mxward exited before the test ended:\n%s", m.logTail())
-			return
-		default:
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(40 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("mxward did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("mxward log:\n%s", m.logTail())
-		}
+	return runMxward(t, bin, env, func(dir string, port int) string {
+		return relayMxwardConfig(dir, port, sinkPort, freePort(t), clients, logLevel)
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("mxward exited during start-up:\n%s", m.logTail())
-		default:
-		}
-		err := greets(m.addr)
-		if err == nil {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mxward not greeting on %s after 20s (%v):\n%s", m.addr, err, m.logTail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (m *mxwardProc) relayTarget(name string, sk *sink) relayTarget {
@@ -736,25 +678,7 @@ func runRelayProfile(ctx context.Context, t *testing.T, set relaySettings, msg [
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	hook, err := filepath.Abs(filepath.Join("testdata", "profilehook", "hook.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mainDir, err := filepath.Abs(filepath.Join("..", "cmd", "mxward"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	overlay, err := json.Marshal(map[string]map[string]string{
-		"Replace": {filepath.Join(mainDir, "zz_bench_profile_hook.go"): hook},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	overlayPath := filepath.Join(t.TempDir(), "overlay.json")
-	if err := os.WriteFile(overlayPath, overlay, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := buildMxward(t, dir, overlayPath)
+	bin := buildProfiledMxward(t, dir)
 
 	cert, err := testpeer.NewCert("sink.bench.test")
 	if err != nil {
