@@ -145,7 +145,8 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		Store: store, Hostname: cfg.Hostname, Log: log.With("component", "dsn"),
 		IsLocal: func(addr string) bool {
 			i := strings.LastIndexByte(addr, '@')
-			return i >= 0 && scfg.Recipients.IsLocalDomain(strings.ToLower(addr[i+1:]))
+			// The server's current configuration: a reload may add local domains.
+			return i >= 0 && d.srv.Config().Recipients.IsLocalDomain(strings.ToLower(addr[i+1:]))
 		},
 		Queued: func(local bool) {
 			if local {

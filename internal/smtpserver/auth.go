@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"syscall"
@@ -91,11 +92,7 @@ func (s *session) cmdAuth(arg string) bool {
 	return true
 }
 
-var errAuthCancelled = &cancelError{}
-
-type cancelError struct{}
-
-func (*cancelError) Error() string { return "authentication cancelled" }
+var errAuthCancelled = errors.New("authentication cancelled")
 
 // challenge sends a 334 and reads the client's response line.
 func (s *session) challenge(text string) (string, error) {
