@@ -10,6 +10,7 @@ import (
 
 	"mxward/internal/dns"
 	"mxward/internal/route"
+	"mxward/internal/smtp"
 	"mxward/internal/smtpclient"
 )
 
@@ -19,7 +20,7 @@ func DNSRouter(r dns.Resolver, opts route.Options) Router {
 	return func(ctx context.Context, domain string) (string, []Hop, error) {
 		// An internationalized domain (SMTPUTF8 mail) is looked up by its A-labels
 		// (RFC 5890); the DNS knows no other form.
-		if !isASCII(domain) && !strings.HasPrefix(domain, "[") {
+		if !smtp.IsASCII(domain) && !strings.HasPrefix(domain, "[") {
 			a, err := idna.Lookup.ToASCII(domain)
 			if err != nil {
 				return "", nil, &RouteError{Permanent: true, Code: 550, Enhanced: "5.1.2", Reason: "invalid_domain",
@@ -61,13 +62,4 @@ func WithCredentials(r Router, applies func(domain string) bool, c *smtpclient.C
 		}
 		return nh, hops, err
 	}
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }

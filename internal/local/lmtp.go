@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"mxward/internal/smtp"
 )
 
 // Default LMTP timeouts. They follow the spirit of RFC 5321 §4.5.3.2 but are shorter,
@@ -149,7 +151,7 @@ func (s *lmtpSession) run(ctx context.Context, env Envelope, body io.Reader) {
 		s.failPending("4.4.2", wrap("read greeting", err))
 		return
 	}
-	if rep.code != 220 {
+	if rep.Code != 220 {
 		s.answerPending(rep, "greeting")
 		return
 	}
@@ -161,7 +163,7 @@ func (s *lmtpSession) run(ctx context.Context, env Envelope, body io.Reader) {
 		s.failPending("4.4.2", wrap("read LHLO reply", err))
 		return
 	}
-	if rep.code != 250 {
+	if rep.Code != 250 {
 		s.answerPending(rep, "LHLO")
 		s.quit()
 		return
@@ -177,13 +179,13 @@ func (s *lmtpSession) run(ctx context.Context, env Envelope, body io.Reader) {
 		}
 	}
 	_, haveUTF8 := s.ext["SMTPUTF8"]
-	utf8Addrs := !isASCII(env.From) || s.anyNonASCII()
+	utf8Addrs := !smtp.IsASCII(env.From) || s.anyNonASCII()
 	switch {
 	case (env.SMTPUTF8 || utf8Addrs) && haveUTF8:
 		mail += " SMTPUTF8"
 	case utf8Addrs:
 		// RFC 6531 §3.2: addresses cannot be downgraded, so this cannot be delivered here.
-		s.answerPending(reply{code: 553, enhanced: "5.6.7", lines: []string{"LMTP server does not support SMTPUTF8"}}, "MAIL")
+		s.answerPending(reply{Code: 553, Enhanced: "5.6.7", Lines: []string{"LMTP server does not support SMTPUTF8"}}, "MAIL")
 		s.quit()
 		return
 	}
@@ -226,7 +228,7 @@ func (s *lmtpSession) run(ctx context.Context, env Envelope, body io.Reader) {
 			}
 			switch {
 			case k == 0: // MAIL
-				if rep.code/100 != 2 {
+				if rep.Code/100 != 2 {
 					s.answerPending(rep, "MAIL")
 					// Replies to pipelined commands may still be on their way; the
 					// transaction is over, so the connection is dropped rather than drained.
@@ -234,7 +236,7 @@ func (s *lmtpSession) run(ctx context.Context, env Envelope, body io.Reader) {
 				}
 			case k < len(cmds)-1: // RCPT
 				i := rcpts[k-1]
-				if rep.code/100 == 2 {
+				if rep.Code/100 == 2 {
 					accepted = append(accepted, i)
 				} else {
 					s.answer(i, rep, "RCPT")
@@ -245,7 +247,7 @@ func (s *lmtpSession) run(ctx context.Context, env Envelope, body io.Reader) {
 					// data that cannot go anywhere: hang up.
 					return
 				}
-				if rep.code != 354 {
+				if rep.Code != 354 {
 					s.answerPending(rep, "DATA")
 					s.quit()
 					return
@@ -311,8 +313,8 @@ func (s *lmtpSession) quit() {
 // answer records the server's reply for results[i] and takes it off the pending list.
 func (s *lmtpSession) answer(i int, rep reply, stage string) {
 	r := &s.results[i]
-	r.Code, r.Enhanced, r.Text = rep.code, rep.enhanced, rep.text()
-	switch rep.code / 100 {
+	r.Code, r.Enhanced, r.Text = rep.Code, rep.Enhanced, rep.Text()
+	switch rep.Code / 100 {
 	case 2:
 		r.Temporary, r.Err = false, nil
 	case 4:
@@ -323,7 +325,7 @@ func (s *lmtpSession) answer(i int, rep reply, stage string) {
 		r.Temporary = true
 		r.Err = fmt.Errorf("lmtp %s: unexpected reply to %s: %s", s.c, stage, rep)
 	}
-	if stage != "end of data" && rep.code/100 == 2 {
+	if stage != "end of data" && rep.Code/100 == 2 {
 		// A positive reply that is not the final one cannot mean delivered.
 		r.Temporary = true
 		r.Err = fmt.Errorf("lmtp %s: unexpected reply to %s: %s", s.c, stage, rep)
@@ -348,7 +350,7 @@ func (s *lmtpSession) failPending(enhanced string, err error) {
 
 func (s *lmtpSession) anyNonASCII() bool {
 	for _, i := range s.pending {
-		if !isASCII(s.results[i].Mailbox) {
+		if !smtp.IsASCII(s.results[i].Mailbox) {
 			return true
 		}
 	}
@@ -367,7 +369,7 @@ func deleteIndex(list []int, v int) []int {
 // parseExtensions returns the LHLO keywords, upper-cased, with their parameters.
 func parseExtensions(rep reply) map[string]string {
 	ext := make(map[string]string)
-	for _, l := range rep.lines[1:] {
+	for _, l := range rep.Lines[1:] {
 		kw, params, _ := strings.Cut(l, " ")
 		if kw != "" {
 			ext[strings.ToUpper(kw)] = params
@@ -389,15 +391,6 @@ func checkPath(addr string) error {
 		return errors.New("invalid address")
 	}
 	return nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // deadlineWriter gives every write to conn its own deadline, so a body of any size can be

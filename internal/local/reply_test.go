@@ -50,8 +50,8 @@ func TestReadReply(t *testing.T) {
 			t.Errorf("readReply(%q): %v", tt.in, err)
 			continue
 		}
-		if rep.code != tt.code || rep.enhanced != tt.enhanced || !slices.Equal(rep.lines, tt.lines) {
-			t.Errorf("readReply(%q) = %d %q %q, want %d %q %q", tt.in, rep.code, rep.enhanced, rep.lines, tt.code, tt.enhanced, tt.lines)
+		if rep.Code != tt.code || rep.Enhanced != tt.enhanced || !slices.Equal(rep.Lines, tt.lines) {
+			t.Errorf("readReply(%q) = %d %q %q, want %d %q %q", tt.in, rep.Code, rep.Enhanced, rep.Lines, tt.code, tt.enhanced, tt.lines)
 		}
 	}
 }
@@ -98,7 +98,7 @@ func TestReadReplySequence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		codes = append(codes, rep.code)
+		codes = append(codes, rep.Code)
 	}
 	if !slices.Equal(codes, []int{250, 250, 550}) {
 		t.Errorf("codes = %v", codes)
@@ -122,16 +122,16 @@ func FuzzReadReply(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if rep.code < 200 || rep.code > 559 {
-				t.Fatalf("code %d", rep.code)
+			if rep.Code < 200 || rep.Code > 559 {
+				t.Fatalf("code %d", rep.Code)
 			}
-			if len(rep.lines) == 0 || len(rep.lines) > maxReplyLines {
-				t.Fatalf("%d lines", len(rep.lines))
+			if len(rep.Lines) == 0 || len(rep.Lines) > maxReplyLines {
+				t.Fatalf("%d lines", len(rep.Lines))
 			}
-			if rep.enhanced != "" && !validEnhanced(rep.enhanced, rep.code) {
-				t.Fatalf("enhanced code %q in reply %d", rep.enhanced, rep.code)
+			if rep.Enhanced != "" && !validEnhanced(rep.Enhanced, rep.Code) {
+				t.Fatalf("enhanced code %q in reply %d", rep.Enhanced, rep.Code)
 			}
-			for _, l := range rep.lines {
+			for _, l := range rep.Lines {
 				if hasControl(l) {
 					t.Fatalf("line %q has control characters", l)
 				}

@@ -155,3 +155,14 @@ func checkAddressLiteral(d string) error {
 	}
 	return nil
 }
+
+// IsASCII reports whether s is all ASCII: an address or domain that is not needs
+// SMTPUTF8 (RFC 6531) or, for a domain, its A-label form.
+func IsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -319,9 +319,9 @@ func (c *Client) plan(env Envelope, rcpts []Recipient, res *Result) (txPlan, err
 			}
 		}
 	}
-	needUTF8 := env.SMTPUTF8 || !isASCII(env.From)
+	needUTF8 := env.SMTPUTF8 || !smtp.IsASCII(env.From)
 	for _, r := range rcpts {
-		needUTF8 = needUTF8 || !isASCII(r.Addr)
+		needUTF8 = needUTF8 || !smtp.IsASCII(r.Addr)
 	}
 	local := func(code int, enhanced, text string) *Error {
 		return &Error{Stage: "mail", Local: true, Reply: smtp.R(code, enhanced, text)}
@@ -430,15 +430,6 @@ func isAtom(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
 			return false
 		}
 	}

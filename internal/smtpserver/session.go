@@ -379,7 +379,7 @@ func (s *session) cmdMail(arg string) {
 	}
 	if path != "" {
 		if _, err := smtp.ParseAddress(path, env.SMTPUTF8); err != nil {
-			if !env.SMTPUTF8 && !isASCII(path) {
+			if !env.SMTPUTF8 && !smtp.IsASCII(path) {
 				s.reply(smtp.R(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"))
 				return
 			}
@@ -390,15 +390,6 @@ func (s *session) cmdMail(arg string) {
 	env.From = path
 	s.tx = &transaction{env: env, seen: make(map[string]bool)}
 	s.reply(smtp.R(250, "2.1.0", "Ok"))
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *session) cmdRcpt(arg string) {
@@ -424,7 +415,7 @@ func (s *session) cmdRcpt(arg string) {
 	}
 	addr, err := smtp.ParseAddress(path, s.tx.env.SMTPUTF8)
 	if err != nil {
-		if !s.tx.env.SMTPUTF8 && !isASCII(path) {
+		if !s.tx.env.SMTPUTF8 && !smtp.IsASCII(path) {
 			s.reply(smtp.R(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"))
 			return
 		}
