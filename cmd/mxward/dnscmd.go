@@ -48,17 +48,9 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Usage = func() { fmt.Fprint(stderr, dnsUsage) }
 	cfgPath := fs.String("config", "", "configuration file")
 	asJSON := fs.Bool("json", false, "print JSON")
-	var rest []string
-	args = args[1:]
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return &exitError{code: 64, err: errors.New("")}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
 	}
 	if len(rest) != 2 {
 		fs.Usage()

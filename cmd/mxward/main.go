@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -165,4 +166,22 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d local domains, %d users)\n", args[1], len(c.Listeners), len(c.Local.Domains), len(c.Users))
 	return nil
+}
+
+// parseInterspersed parses flags placed before, between and after the positional
+// arguments ("queue list --json" reads as naturally as "queue --json list") and returns
+// the positional arguments in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, &exitError{code: 64, err: errors.New("")}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return rest, nil
 }

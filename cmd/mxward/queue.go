@@ -38,16 +38,9 @@ func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "with retry: every queued message")
 	// Accept flags before and after the action: "queue list --json" reads naturally.
-	var rest []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return &exitError{code: 64, err: errors.New("")}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(rest) == 0 {
 		fs.Usage()
