@@ -469,14 +469,6 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 		}
 		transports["*"] = n
 	}
-	var selfAddrs []netip.Addr
-	for _, l := range cfg.Listeners {
-		// Only a listener on port 25 can be reached as an MX host: another port on the
-		// same address (a test, a second instance) is not this server for MX-11.
-		if ap, err := netip.ParseAddrPort(l.Address); err == nil && ap.Port() == 25 && !ap.Addr().IsUnspecified() {
-			selfAddrs = append(selfAddrs, ap.Addr())
-		}
-	}
 	family := map[string]route.Family{"ipv6": route.PreferIPv6, "ipv4": route.PreferIPv4,
 		"ipv6-only": route.IPv6Only, "ipv4-only": route.IPv4Only}[dc.AddressPreference]
 	policies, err := tlsPolicies(dc.TLSPolicy)
@@ -485,7 +477,7 @@ func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *d
 	}
 	router := delivery.DNSRouter(resolver, route.Options{
 		Family: family, MaxAddresses: dc.AddressLimit, Transport: transports.Lookup,
-		Self: route.SelfSet([]string{cfg.Hostname}, selfAddrs), Logger: log,
+		Self: route.SelfSet([]string{cfg.Hostname}, selfAddrs(cfg.Listeners)), Logger: log,
 	})
 	if dc.SmarthostUser != "" {
 		pw, err := os.ReadFile(dc.SmarthostPasswordFile)
@@ -538,4 +530,17 @@ func sameRouting(a, b *config.Config) bool {
 	x, y := a.Delivery, b.Delivery
 	x.TLSLevel, y.TLSLevel, x.TLSPolicy, y.TLSPolicy = "", "", nil, nil
 	return reflect.DeepEqual(x, y)
+}
+
+// selfAddrs are the addresses at which this server is an MX host, for mail-loop
+// detection (MX-11). Only a listener on port 25 can be reached as an MX host: another
+// port on the same address (a test, a second instance) is not this server.
+func selfAddrs(ls []config.Listener) []netip.Addr {
+	var out []netip.Addr
+	for _, l := range ls {
+		if ap, err := netip.ParseAddrPort(l.Address); err == nil && ap.Port() == 25 && !ap.Addr().IsUnspecified() {
+			out = append(out, ap.Addr())
+		}
+	}
+	return out
 }
