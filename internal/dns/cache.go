@@ -17,7 +17,7 @@ type cacheKey struct {
 type cacheEntry struct {
 	key     cacheKey
 	resp    *mdns.Msg // never modified once stored
-	status  Status
+	v       Validation
 	expires time.Time
 }
 
@@ -36,35 +36,35 @@ func newCache(max int) *cache {
 }
 
 // get returns the reply cached for k if it has not expired at now.
-func (c *cache) get(k cacheKey, now time.Time) (*mdns.Msg, Status, bool) {
+func (c *cache) get(k cacheKey, now time.Time) (*mdns.Msg, Validation, bool) {
 	if c == nil {
-		return nil, "", false
+		return nil, Validation{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[k]
 	if !ok {
-		return nil, "", false
+		return nil, Validation{}, false
 	}
 	e := el.Value.(*cacheEntry)
 	if !now.Before(e.expires) {
 		c.lru.Remove(el)
 		delete(c.entries, k)
-		return nil, "", false
+		return nil, Validation{}, false
 	}
 	c.lru.MoveToFront(el)
-	return e.resp, e.status, true
+	return e.resp, e.v, true
 }
 
 // put stores resp for k until expires.
-func (c *cache) put(k cacheKey, resp *mdns.Msg, status Status, expires time.Time) {
+func (c *cache) put(k cacheKey, resp *mdns.Msg, v Validation, expires time.Time) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[k]; ok {
-		el.Value = &cacheEntry{key: k, resp: resp, status: status, expires: expires}
+		el.Value = &cacheEntry{key: k, resp: resp, v: v, expires: expires}
 		c.lru.MoveToFront(el)
 		return
 	}
@@ -73,7 +73,7 @@ func (c *cache) put(k cacheKey, resp *mdns.Msg, status Status, expires time.Time
 		c.lru.Remove(old)
 		delete(c.entries, old.Value.(*cacheEntry).key)
 	}
-	c.entries[k] = c.lru.PushFront(&cacheEntry{key: k, resp: resp, status: status, expires: expires})
+	c.entries[k] = c.lru.PushFront(&cacheEntry{key: k, resp: resp, v: v, expires: expires})
 }
 
 // len returns the number of entries, expired ones included.

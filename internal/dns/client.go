@@ -46,6 +46,10 @@ type Config struct {
 	MaxCNAME int
 	// Now is the clock for cache expiry. Default time.Now.
 	Now func() time.Time
+	// Validator, when set, validates every reply in-process (mode "validate"): queries
+	// carry the CD bit, the servers' AD bit is ignored and the status is the
+	// Validator's. Without it the status comes from the AD bit (mode "trust-ad").
+	Validator Validator
 }
 
 // Client is a Resolver that asks recursive resolvers over UDP, retrying over TCP when a
@@ -60,6 +64,7 @@ type Client struct {
 	maxCNAME int
 	now      func() time.Time
 	cache    *cache
+	val      Validator
 }
 
 type server struct {
@@ -67,7 +72,10 @@ type server struct {
 	trusted bool   // the AD bit is believed
 }
 
-var _ Resolver = (*Client)(nil)
+var (
+	_ Resolver  = (*Client)(nil)
+	_ Exchanger = (*Client)(nil)
+)
 
 // NewClient returns a Client for c.
 func NewClient(c Config) (*Client, error) {
@@ -81,6 +89,7 @@ func NewClient(c Config) (*Client, error) {
 		maxNeg:   c.MaxNegativeTTL,
 		maxCNAME: c.MaxCNAME,
 		now:      c.Now,
+		val:      c.Validator,
 	}
 	for _, s := range c.Servers {
 		addr, ip, err := parseServer(s)
@@ -232,19 +241,24 @@ func (c *Client) lookup(ctx context.Context, name string, qtype uint16) (Answer,
 	cur := norm + "."
 	seen := map[string]bool{cur: true}
 	for {
-		resp, status, err := c.query(ctx, cur, qtype)
+		resp, v, err := c.query(ctx, cur, qtype)
 		if err != nil {
 			return a, nil, err
 		}
+		status := v.Status
 		s, err := walk(resp, cur, qtype, seen)
 		if err != nil {
 			return a, nil, &TemporaryError{Name: Normalize(cur), Type: typ, Reason: "cname_loop", Err: err}
 		}
 		for _, l := range s.links {
 			l.Status = status
+			if ls, ok := v.Links[l.Name+"."]; ok {
+				l.Status = ls
+			}
 			a.Chain = append(a.Chain, l)
-			a.ChainStatus = Weakest(a.ChainStatus, status)
+			a.ChainStatus = Weakest(a.ChainStatus, l.Status)
 		}
+		a.Reason, a.EDE = v.Reason, v.EDE
 		a.Canonical = Normalize(s.final)
 		a.Status = status
 		if len(a.Chain) > c.maxCNAME {
@@ -285,18 +299,29 @@ func validName(name string) bool {
 
 // query returns the reply to one question, from the cache or from the servers, with its
 // DNSSEC status. name is fully qualified and lower case.
-func (c *Client) query(ctx context.Context, name string, qtype uint16) (*mdns.Msg, Status, error) {
+func (c *Client) query(ctx context.Context, name string, qtype uint16) (*mdns.Msg, Validation, error) {
 	key := cacheKey{name: name, qtype: qtype}
-	if resp, status, ok := c.cache.get(key, c.now()); ok {
-		return resp, status, nil
+	if resp, v, ok := c.cache.get(key, c.now()); ok {
+		return resp, v, nil
 	}
 	resp, srv, err := c.exchange(ctx, name, qtype)
 	if err != nil {
-		return nil, "", err
+		return nil, Validation{}, err
 	}
-	status := Insecure
-	if resp.AuthenticatedData && srv.trusted {
-		status = Secure
+	var v Validation
+	switch {
+	case c.val != nil:
+		v = c.val.Validate(ctx, c, resp)
+		if v.Status == Bogus {
+			// Bogus data is never handed out, and not cached either: the next lookup
+			// asks again, as a validating resolver would after its bogus-TTL.
+			return nil, v, &TemporaryError{Name: Normalize(name), Type: mdns.TypeToString[qtype],
+				Reason: "bogus", Err: errors.New(v.Reason), EDE: v.EDE}
+		}
+	case resp.AuthenticatedData && srv.trusted:
+		v.Status = Secure
+	default:
+		v.Status = Insecure
 	}
 	if ttl, negative, ok := cacheTTL(resp, name, qtype); ok {
 		d := time.Duration(ttl) * time.Second
@@ -305,9 +330,18 @@ func (c *Client) query(ctx context.Context, name string, qtype uint16) (*mdns.Ms
 		} else {
 			d = min(d, c.maxTTL)
 		}
-		c.cache.put(key, resp, status, c.now().Add(d))
+		c.cache.put(key, resp, v, c.now().Add(d))
 	}
-	return resp, status, nil
+	return resp, v, nil
+}
+
+// Exchange sends one query for name and qtype to the servers, in order, without the
+// cache and without judging its DNSSEC status, and returns the first answer (NOERROR or
+// NXDOMAIN). With a Validator configured the query carries CD. It is how the validator
+// fetches DS and DNSKEY records.
+func (c *Client) Exchange(ctx context.Context, name string, qtype uint16) (*mdns.Msg, error) {
+	resp, _, err := c.exchange(ctx, mdns.CanonicalName(name), qtype)
+	return resp, err
 }
 
 // exchange asks the servers in order until one gives an answer (NOERROR or NXDOMAIN),
@@ -342,6 +376,7 @@ func (c *Client) exchangeServer(ctx context.Context, srv server, name string, qt
 	req := new(mdns.Msg)
 	req.SetQuestion(name, qtype) // a fresh random ID, RD set
 	req.SetEdns0(udpSize, true)
+	req.CheckingDisabled = c.val != nil
 	qctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -372,7 +407,7 @@ func checkResponse(req, resp *mdns.Msg, addr string) (*mdns.Msg, error) {
 	}
 	if reason := rcodeReason(resp.Rcode); reason != "" {
 		return nil, &TemporaryError{Name: Normalize(q.Name), Type: mdns.TypeToString[q.Qtype], Reason: reason,
-			Err: fmt.Errorf("server %s answered %s", addr, rcodeString(resp.Rcode))}
+			Err: fmt.Errorf("server %s answered %s", addr, rcodeString(resp.Rcode)), EDE: edeOf(resp)}
 	}
 	if isReferral(resp) {
 		// A server that does not recurse hands out referrals; taking one for NODATA

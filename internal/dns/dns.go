@@ -32,8 +32,7 @@ const (
 	// resolver whose AD bit is not trusted. The records may be used but prove nothing.
 	Insecure Status = "insecure"
 	// Bogus: validation failed. Lookups never return records with this status; they
-	// fail with a TemporaryError whose Reason is "bogus" (DANE-02). The value exists for
-	// chain bookkeeping and for the in-process validator to come.
+	// fail with a TemporaryError whose Reason is "bogus" (DANE-02).
 	Bogus Status = "bogus"
 	// Indeterminate: no trust anchor says whether the answer should have been signed.
 	Indeterminate Status = "indeterminate"
@@ -88,6 +87,12 @@ type Answer struct {
 	// Status is the status of the final RRset, or of the NODATA/NXDOMAIN denial, on its
 	// own. Use Overall to judge the answer as a whole.
 	Status Status
+	// Reason says why the last reply was not Secure, when an in-process validator
+	// judged it ("no DS at example.: insecure delegation").
+	Reason string
+	// EDE lists Extended DNS Errors (RFC 8914) for the last reply, from the validator
+	// or from the upstream resolver's OPT record.
+	EDE []EDE
 }
 
 // Overall is the status of the answer together with the CNAME chain that led to it: an
@@ -200,6 +205,9 @@ type TemporaryError struct {
 	// "cname_chain", "bogus".
 	Reason string
 	Err    error // the underlying cause, if any
+	// EDE lists Extended DNS Errors (RFC 8914) that explain the failure: from the
+	// resolver's SERVFAIL reply, or from the in-process validator for "bogus".
+	EDE []EDE
 }
 
 func (e *TemporaryError) Error() string {
