@@ -635,9 +635,12 @@ socket = %q
 [admin]
 address = ""
 
+[dns]
+mode = "trust-ad"
+resolvers = ["127.0.0.1:%d"]
+
 [delivery]
 smarthost = "[127.0.0.1]:%d"
-dns_servers = ["127.0.0.1:%d"]
 `, filepath.Join(dir, "data"), port, filepath.Join(dir, "sendmail.sock"), deadPort, deadPort)
 }
 

@@ -526,13 +526,16 @@ socket = %q
 [admin]
 address = ""
 
+[dns]
+mode = "trust-ad"
+resolvers = ["127.0.0.1:%d"]
+
 [delivery]
 smarthost = "[127.0.0.1]:%d"
-dns_servers = ["127.0.0.1:%d"]
 tls_level = "encrypt"
 max_connections = %d
 max_connections_per_domain = %d
-`, filepath.Join(dir, "data"), logLevel, port, 4*clients, filepath.Join(dir, "sendmail.sock"), sinkPort, deadPort, 2*clients, clients)
+`, filepath.Join(dir, "data"), logLevel, port, 4*clients, filepath.Join(dir, "sendmail.sock"), deadPort, sinkPort, 2*clients, clients)
 }
 
 // startRelayMxward starts bin with the relay configuration for the given number

@@ -129,11 +129,11 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// newResolver builds the DNS client from the configuration: delivery.dns_servers, or the
+// newResolver builds the DNS client from the configuration: dns.resolvers, or the
 // nameserver lines of /etc/resolv.conf, or (as the C library does without one) the local
 // host.
 func newResolver(cfg *config.Config, log *slog.Logger) (*dns.Client, error) {
-	servers := cfg.Delivery.DNSServers
+	servers := cfg.DNS.Resolvers
 	if len(servers) == 0 {
 		var err error
 		if servers, err = dns.ReadResolvConf("/etc/resolv.conf"); err != nil {
@@ -141,9 +141,9 @@ func newResolver(cfg *config.Config, log *slog.Logger) (*dns.Client, error) {
 			servers = []string{"127.0.0.1:53"}
 		}
 	}
-	c, err := dns.NewClient(dns.Config{Servers: servers})
+	c, err := dns.NewClient(dns.Config{Servers: servers, TrustedServers: cfg.DNS.TrustedResolvers})
 	if err != nil {
-		return nil, fmt.Errorf("delivery.dns_servers: %w", err)
+		return nil, fmt.Errorf("dns.resolvers: %w", err)
 	}
 	return c, nil
 }

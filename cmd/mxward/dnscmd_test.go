@@ -25,7 +25,7 @@ func TestDNSLookupCommand(t *testing.T) {
 	srv.Secure("example.net")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "mxward.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir = %q\n[delivery]\ndns_servers = [%q]\n", filepath.Join(dir, "data"), srv.Addr)), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir = %q\n[dns]\nmode = \"trust-ad\"\nresolvers = [%q]\n", filepath.Join(dir, "data"), srv.Addr)), 0o644)
 	run := func(args ...string) (string, int) {
 		cmd := exec.Command(mxwardBin, append([]string{"dns", "lookup", "--config", cfg}, args...)...)
 		out, err := cmd.CombinedOutput()

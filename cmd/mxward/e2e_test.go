@@ -127,8 +127,11 @@ address = ""
 
 # Tests never resolve real names: nothing answers on this loopback port, so every
 # outbound lookup fails temporarily and relayed mail stays queued.
+[dns]
+mode = "trust-ad"
+resolvers = ["127.0.0.1:9"]
+
 [delivery]
-dns_servers = ["127.0.0.1:9"]
 %s
 [local]
 domains = ["example.test"]

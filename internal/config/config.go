@@ -50,6 +50,26 @@ type Config struct {
 	Sendmail  Sendmail   `toml:"sendmail"`
 	Admin     Admin      `toml:"admin"`
 	Delivery  Outbound   `toml:"delivery"`
+	DNS       DNS        `toml:"dns"`
+}
+
+// DNS says how mxward looks names up and how it learns whether an answer is
+// DNSSEC-secure, which DANE depends on (RFC 7672 §2.1.1, DANE-01).
+type DNS struct {
+	// Mode is DNSValidate (validate in-process from the trust anchor, asking the
+	// resolvers with DO+CD) or DNSTrustAD (believe the resolvers' AD bit, only
+	// from loopback or TrustedResolvers).
+	Mode DNSMode `toml:"mode"`
+	// Resolvers are the recursive resolvers asked, as "ip:port" or a bare IP
+	// address; empty means the nameserver lines of /etc/resolv.conf.
+	Resolvers []string `toml:"resolvers"`
+	// TrustedResolvers lists resolvers off loopback whose AD bit is believed in
+	// trust-ad mode, for a validating resolver reached over a link nobody can
+	// tamper with. Each must also appear in Resolvers.
+	TrustedResolvers []string `toml:"trusted_resolvers"`
+	// TrustAnchorFile holds DS or DNSKEY records in zone-file format; empty means
+	// the IANA root trust anchors built into mxward.
+	TrustAnchorFile string `toml:"trust_anchor_file"`
 }
 
 // TLS is the server certificate and protocol settings shared by all
@@ -177,9 +197,6 @@ type Outbound struct {
 	AddressPreference string `toml:"address_preference"`
 	// AddressLimit is the most addresses tried per delivery attempt.
 	AddressLimit int `toml:"address_limit"`
-	// DNSServers are the resolvers asked ("127.0.0.1:53"); empty means the nameserver
-	// lines of /etc/resolv.conf.
-	DNSServers []string `toml:"dns_servers"`
 	// ConnectTimeout bounds the TCP connect to one address.
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	// Smarthost, when set, receives all outbound mail: "[relay.example.net]:587" (no MX
@@ -244,6 +261,7 @@ func defaults() *Config {
 			SubaddressSeparator: "+",
 		},
 		Admin: Admin{Address: "127.0.0.1:9425"},
+		DNS:   DNS{Mode: DNSValidate},
 		Delivery: Outbound{
 			TLSLevel:                 "may",
 			MaxConnections:           100,

@@ -485,3 +485,20 @@ func checkArgon2id(s string) error {
 	}
 	return nil
 }
+
+// DNSMode says where the DNSSEC status of answers comes from.
+type DNSMode string
+
+const (
+	DNSValidate DNSMode = "validate" // in-process validation from the trust anchor
+	DNSTrustAD  DNSMode = "trust-ad" // the AD bit of a trusted validating resolver
+)
+
+func (m *DNSMode) UnmarshalText(b []byte) error {
+	switch v := DNSMode(b); v {
+	case DNSValidate, DNSTrustAD:
+		*m = v
+		return nil
+	}
+	return fmt.Errorf("%q: use \"validate\" or \"trust-ad\"", b)
+}

@@ -54,6 +54,50 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateAdmin(&c.Admin)
 	d.validateDelivery(&c.Delivery)
+	d.validateDNS(&c.DNS)
+}
+
+func (d *decoder) validateDNS(dc *DNS) {
+	resolvers := make(map[netip.AddrPort]bool)
+	for i, s := range dc.Resolvers {
+		ap, err := ParseResolver(s)
+		if err != nil {
+			d.errorf(indexKey("dns.resolvers", i), "%q: %v", s, err)
+			continue
+		}
+		resolvers[ap] = true
+	}
+	for i, s := range dc.TrustedResolvers {
+		ap, err := ParseResolver(s)
+		switch {
+		case err != nil:
+			d.errorf(indexKey("dns.trusted_resolvers", i), "%q: %v", s, err)
+		case !resolvers[ap]:
+			d.errorf(indexKey("dns.trusted_resolvers", i), "%q is not one of dns.resolvers", s)
+		case dc.Mode != DNSTrustAD:
+			d.errorf(indexKey("dns.trusted_resolvers", i), "only used with dns.mode = \"trust-ad\"")
+		}
+	}
+}
+
+// ParseResolver parses a resolver address: "ip:port", "[ipv6]:port" or a bare IP
+// address meaning port 53. Names are refused: resolving the resolver would need a
+// resolver.
+func ParseResolver(s string) (netip.AddrPort, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		if ip.Zone() != "" {
+			return netip.AddrPort{}, fmt.Errorf("zoned address not supported")
+		}
+		return netip.AddrPortFrom(ip, 53), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("want an IP address with optional port, e.g. \"127.0.0.1:53\"")
+	}
+	if ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("port 0")
+	}
+	return ap, nil
 }
 
 func (d *decoder) validateDelivery(dl *Outbound) {
@@ -75,11 +119,6 @@ func (d *decoder) validateDelivery(dl *Outbound) {
 	case "ipv6", "ipv4", "ipv6-only", "ipv4-only":
 	default:
 		d.errorf("delivery.address_preference", "%q: use ipv6, ipv4, ipv6-only or ipv4-only", dl.AddressPreference)
-	}
-	for i, s := range dl.DNSServers {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			d.errorf(indexKey("delivery.dns_servers", i), "%q: want host:port, e.g. \"127.0.0.1:53\"", s)
-		}
 	}
 	if (dl.SmarthostUser == "") != (dl.SmarthostPasswordFile == "") {
 		d.errorf("delivery.smarthost_user", "smarthost_user and smarthost_password_file go together")

@@ -27,6 +27,9 @@ type Config struct {
 	// believed from servers on loopback, where nobody can forge or strip it on the wire
 	// (RFC 7672 §2.1.1, DANE-01); answers from any other server are Insecure.
 	TrustAD bool
+	// TrustedServers lists servers (in the form of Servers) whose AD bit is believed
+	// though they are not on loopback: a validating resolver over a private link.
+	TrustedServers []string
 	// Timeout bounds one query to one server, UDP and any TCP retry together.
 	// Default 2 s. The context's deadline bounds the lookup as a whole.
 	Timeout time.Duration
@@ -91,12 +94,20 @@ func NewClient(c Config) (*Client, error) {
 		now:      c.Now,
 		val:      c.Validator,
 	}
+	trusted := make(map[string]bool)
+	for _, s := range c.TrustedServers {
+		addr, _, err := parseServer(s)
+		if err != nil {
+			return nil, fmt.Errorf("dns client: trusted server %q: %w", s, err)
+		}
+		trusted[addr] = true
+	}
 	for _, s := range c.Servers {
 		addr, ip, err := parseServer(s)
 		if err != nil {
 			return nil, fmt.Errorf("dns client: server %q: %w", s, err)
 		}
-		cl.servers = append(cl.servers, server{addr: addr, trusted: c.TrustAD || ip.IsLoopback()})
+		cl.servers = append(cl.servers, server{addr: addr, trusted: c.TrustAD || trusted[addr] || ip.IsLoopback()})
 	}
 	if cl.timeout <= 0 {
 		cl.timeout = 2 * time.Second

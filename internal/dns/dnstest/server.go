@@ -45,6 +45,7 @@ type Query struct {
 	Type uint16
 	Net  string // "udp" or "tcp"
 	DO   bool   // the query carried EDNS0 with the DO bit
+	CD   bool   // the query had the CD (checking disabled) bit set
 	Size uint16 // EDNS0 UDP size advertised; 0 without EDNS0
 }
 
@@ -216,7 +217,7 @@ func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		network = "tcp"
 	}
-	rec := Query{Name: q.Name, Type: q.Qtype, Net: network}
+	rec := Query{Name: q.Name, Type: q.Qtype, Net: network, CD: req.CheckingDisabled}
 	opt := req.IsEdns0()
 	if opt != nil {
 		rec.DO, rec.Size = opt.Do(), opt.UDPSize()
