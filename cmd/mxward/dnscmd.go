@@ -11,15 +11,19 @@ import (
 	"strings"
 	"time"
 
-	"mxward/internal/config"
 	"mxward/internal/dns"
 )
 
 const dnsUsage = `usage: mxward dns lookup [--config FILE] [--json] NAME TYPE
 
 Looks NAME up as mxward's delivery does, with the configured resolvers, and prints the
-records, the response code, the DNSSEC status and the CNAME chain with the status of
-each link. TYPE is MX, A, AAAA, TXT or TLSA.
+records, the response code, the DNSSEC status (secure, insecure, bogus, indeterminate)
+and the CNAME chain with the status of each link, with any Extended DNS Errors. TYPE is
+MX, A, AAAA, TXT or TLSA. The [dns] table of the configuration decides the resolvers and
+whether mxward validates DNSSEC itself (mode "validate") or trusts the resolver's AD bit.
+
+Exit status: 0 for an answer (records, NODATA or NXDOMAIN), 75 when the lookup failed
+temporarily (SERVFAIL, timeout, bogus), 65 for an invalid name, 64 for bad usage.
 `
 
 // lookupJSON is the --json output; its field names are stable.
@@ -30,6 +34,10 @@ type lookupJSON struct {
 	Status  string      `json:"status"`
 	Records []string    `json:"records"`
 	Chain   []chainJSON `json:"chain"`
+	// EDE lists Extended DNS Errors (RFC 8914): from the validator or the resolver.
+	EDE []dns.EDE `json:"ede"`
+	// Reason says why the status is not secure, or why the lookup failed.
+	Reason string `json:"reason,omitempty"`
 }
 
 type chainJSON struct {
@@ -68,7 +76,7 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
-	out := lookupJSON{Name: dns.Normalize(name), Type: typ, Rcode: "NOERROR", Records: []string{}, Chain: []chainJSON{}}
+	out := lookupJSON{Name: dns.Normalize(name), Type: typ, Rcode: "NOERROR", Records: []string{}, Chain: []chainJSON{}, EDE: []dns.EDE{}}
 	var ans dns.Answer
 	switch typ {
 	case "MX":
@@ -100,25 +108,56 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		return &exitError{code: 64, err: fmt.Errorf("dns lookup: unsupported type %q (MX, A, AAAA, TXT or TLSA)", rest[1])}
 	}
+	var failed error
+	var te *dns.TemporaryError
 	switch {
 	case err == nil:
 	case dns.IsNXDomain(err):
 		out.Rcode = "NXDOMAIN"
-	case dns.IsTemporary(err):
-		return &exitError{code: 75, err: fmt.Errorf("dns lookup %s %s: %w", name, typ, err)}
+	case errors.As(err, &te):
+		// A failed lookup is still worth showing: which link failed, and the EDE
+		// that says why, is what an operator debugging DANE needs.
+		failed = &exitError{code: 75, err: fmt.Errorf("dns lookup %s %s: %w", name, typ, err)}
+		out.Rcode = "SERVFAIL"
+		switch te.Reason {
+		case "bogus":
+			out.Status = string(dns.Bogus)
+		case "servfail":
+			out.Status = string(dns.Indeterminate)
+		default:
+			out.Rcode, out.Status = strings.ToUpper(te.Reason), string(dns.Indeterminate)
+		}
+		out.EDE = append(out.EDE, te.EDE...)
+		out.Reason = te.Error()
 	default:
 		return &exitError{code: 65, err: fmt.Errorf("dns lookup %s %s: %w", name, typ, err)}
 	}
-	out.Status = string(ans.Overall())
+	if failed == nil {
+		out.Status = string(ans.Overall())
+		out.EDE = append(out.EDE, ans.EDE...)
+		out.Reason = ans.Reason
+	}
 	for _, l := range ans.Chain {
 		out.Chain = append(out.Chain, chainJSON{Name: l.Name, Target: l.Target, Status: string(l.Status)})
 	}
 	if *asJSON {
-		return writeJSON(stdout, out)
+		if err := writeJSON(stdout, out); err != nil {
+			return err
+		}
+		return failed
 	}
 	fmt.Fprintf(stdout, "name:    %s\ntype:    %s\nrcode:   %s\nstatus:  %s\n", out.Name, out.Type, out.Rcode, out.Status)
+	if out.Reason != "" {
+		fmt.Fprintf(stdout, "reason:  %s\n", out.Reason)
+	}
+	for _, e := range out.EDE {
+		fmt.Fprintf(stdout, "ede:     %d (%s)\n", e.Code, e)
+	}
 	for _, c := range out.Chain {
 		fmt.Fprintf(stdout, "chain:   %s -> %s (%s)\n", c.Name, c.Target, c.Status)
+	}
+	if failed != nil {
+		return failed
 	}
 	if len(out.Records) == 0 && out.Rcode == "NOERROR" {
 		fmt.Fprintln(stdout, "records: none (NODATA)")
@@ -127,23 +166,4 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "record:  %s\n", r)
 	}
 	return nil
-}
-
-// newResolver builds the DNS client from the configuration: dns.resolvers, or the
-// nameserver lines of /etc/resolv.conf, or (as the C library does without one) the local
-// host.
-func newResolver(cfg *config.Config, log *slog.Logger) (*dns.Client, error) {
-	servers := cfg.DNS.Resolvers
-	if len(servers) == 0 {
-		var err error
-		if servers, err = dns.ReadResolvConf("/etc/resolv.conf"); err != nil {
-			log.Warn("no resolver configured; using 127.0.0.1:53", "error", err)
-			servers = []string{"127.0.0.1:53"}
-		}
-	}
-	c, err := dns.NewClient(dns.Config{Servers: servers, TrustedServers: cfg.DNS.TrustedResolvers})
-	if err != nil {
-		return nil, fmt.Errorf("dns.resolvers: %w", err)
-	}
-	return c, nil
 }

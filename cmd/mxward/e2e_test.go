@@ -287,7 +287,13 @@ func TestSwaksInboundSTARTTLS(t *testing.T) {
 			t.Errorf("delivered message lacks %q:\n%s", want, msg)
 		}
 	}
-	recs := in.logRecords("delivery")
+	// The Maildir file appears before the delivery is recorded and logged.
+	var recs []map[string]any
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if recs = in.logRecords("delivery"); len(recs) > 0 {
+			break
+		}
+	}
 	if len(recs) != 1 || recs[0]["result"] != "delivered" || recs[0]["rcpt"] != "alice@example.test" {
 		t.Errorf("delivery log records: %v", recs)
 	}
@@ -467,20 +473,36 @@ func TestMetricsEndpoint(t *testing.T) {
 	in.start()
 	swaks(t, "--server", in.addr("inbound"), "--from", "x@remote.test", "--to", "alice@example.test")
 	in.maildir("alice", 1)
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{
+	wants := []string{
 		`mxward_deliveries_total{policy="local-delivery",result="delivered",tls="none"} 1`,
 		"mxward_queue_messages 0",
 		"go_goroutines",
-	} {
+		// Nothing answers at the test resolver: the DNSSEC self-test says so (DANE-01).
+		`mxward_dns_resolver_ok{mode="trust-ad",resolver="127.0.0.1:9"} 0`,
+	}
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing := false
+		for _, want := range wants {
+			missing = missing || !strings.Contains(string(body), want)
+		}
+		if !missing || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
+	}
+	if recs := in.logRecords("dns resolver self-test FAILED: DNSSEC status will be wrong and DANE cannot protect mail"); len(recs) == 0 || recs[0]["resolver"] != "127.0.0.1:9" {
+		t.Errorf("self-test failure not logged: %v", recs)
 	}
 }
 

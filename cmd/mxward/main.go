@@ -7,6 +7,7 @@
 //	mxward sendmail [sendmail options] [recipients...]
 //	mxward queue list|show|delete|hold|release [--json] [ID]
 //	mxward config check FILE
+//	mxward check [--json]
 //	mxward dns lookup NAME TYPE [--json]
 //	mxward version
 package main
@@ -34,6 +35,7 @@ commands:
   sendmail       submit a message read from standard input (sendmail-compatible)
   queue          list, show, delete, hold or release queued messages
   config check   validate a configuration file without starting
+  check          check this host's DNS resolvers for DNSSEC (what DANE rests on)
   dns lookup     look a name up as delivery does, with its DNSSEC status
   version        print the version
 
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdQueue(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "check":
+		err = cmdCheck(ctx, args[1:], stdout, stderr)
 	case "dns":
 		err = cmdDNS(ctx, args[1:], stdout, stderr)
 	case "version":

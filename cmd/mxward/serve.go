@@ -105,6 +105,8 @@ type daemon struct {
 	sock   string
 	reg    *prometheus.Registry
 	admin  *http.Server
+
+	resolver *resolver
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -161,7 +163,11 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		Log: log.With("component", "local"), Retry: retry, Bouncer: bouncer,
 		DelayWarning: time.Duration(cfg.Delivery.DelayWarning),
 	}
-	d.remote, err = newRemote(cfg, store, retry, bouncer, log.With("component", "delivery"))
+	d.resolver, err = newResolver(cfg, log.With("component", "dns"))
+	if err != nil {
+		return nil, err
+	}
+	d.remote, err = newRemote(cfg, d.resolver, store, retry, bouncer, log.With("component", "delivery"))
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +208,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.local.Metrics = delivery.NewMetrics(d.reg, store)
 	d.remote.Metrics = d.local.Metrics
+	watch := newResolverWatch(d.resolver, log.With("component", "dns"), d.reg)
 	if cfg.Admin.Address != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Address)
 		if err != nil {
@@ -232,7 +239,8 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 			}
 		}()
 	}
-	d.wg.Add(3)
+	d.wg.Add(4)
+	go func() { defer d.wg.Done(); watch.run(ctx) }()
 	go func() { defer d.wg.Done(); d.local.Run(ctx) }()
 	go func() { defer d.wg.Done(); d.remote.Run(ctx) }()
 	go func() { defer d.wg.Done(); d.certs.Watch(ctx, 30*time.Second) }()
@@ -397,7 +405,7 @@ func (d *daemon) reload(path, source string) {
 		d.log.Warn("listener, data_dir and local delivery changes take effect after a restart")
 	}
 	if !sameRouting(d.cfg, cfg) {
-		d.log.Warn("delivery routing changes (resolvers, smarthost, transports, limits) take effect after a restart; tls_level and tls_policy apply now")
+		d.log.Warn("delivery routing and [dns] changes (resolvers, dns mode, trust anchors, smarthost, transports, limits) take effect after a restart; tls_level and tls_policy apply now")
 	}
 	policies, err := tlsPolicies(cfg.Delivery.TLSPolicy)
 	if err != nil {
@@ -448,12 +456,8 @@ func (d *daemon) shutdown(grace time.Duration) error {
 }
 
 // newRemote builds the outbound delivery engine from the [delivery] table.
-func newRemote(cfg *config.Config, store spool.Store, retry delivery.Retry, b *delivery.Bouncer, log *slog.Logger) (*delivery.Remote, error) {
+func newRemote(cfg *config.Config, resolver *resolver, store spool.Store, retry delivery.Retry, b *delivery.Bouncer, log *slog.Logger) (*delivery.Remote, error) {
 	dc := cfg.Delivery
-	resolver, err := newResolver(cfg, log)
-	if err != nil {
-		return nil, err
-	}
 	transports := route.Transports{}
 	for dom, hop := range dc.Transport {
 		n, err := route.ParseNexthop(hop)
@@ -529,7 +533,7 @@ func tlsPolicies(m map[string]string) (tlspolicy.Table, error) {
 func sameRouting(a, b *config.Config) bool {
 	x, y := a.Delivery, b.Delivery
 	x.TLSLevel, y.TLSLevel, x.TLSPolicy, y.TLSPolicy = "", "", nil, nil
-	return reflect.DeepEqual(x, y)
+	return reflect.DeepEqual(x, y) && reflect.DeepEqual(a.DNS, b.DNS)
 }
 
 // selfAddrs are the addresses at which this server is an MX host, for mail-loop
