@@ -341,7 +341,11 @@ func (c *Client) query(ctx context.Context, name string, qtype uint16) (*mdns.Ms
 		} else {
 			d = min(d, c.maxTTL)
 		}
-		c.cache.put(key, resp, v, c.now().Add(d))
+		exp := c.now().Add(d)
+		if !v.Expires.IsZero() && v.Expires.Before(exp) {
+			exp = v.Expires
+		}
+		c.cache.put(key, resp, v, exp)
 	}
 	return resp, v, nil
 }

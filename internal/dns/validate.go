@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -41,6 +42,10 @@ type Validation struct {
 	// EDE carries Extended DNS Errors (RFC 8914) describing a Bogus or Indeterminate
 	// result, such as 7 (Signature Expired) or 10 (RRSIGs Missing).
 	EDE []EDE
+	// Expires, when not zero, is the earliest expiration of the signatures the verdict
+	// rests on (the reply's and those of the chain of trust): a cached Secure reply
+	// must not outlive it, whatever its TTL (RFC 4035 §5.3.3).
+	Expires time.Time
 }
 
 // EDE is one Extended DNS Error (RFC 8914 §2): an info code and optional text.

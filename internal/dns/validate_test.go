@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 
@@ -114,5 +115,28 @@ func TestTrustedServers(t *testing.T) {
 	}
 	if !c.servers[0].trusted || c.servers[1].trusted {
 		t.Errorf("trusted: %v %v", c.servers[0].trusted, c.servers[1].trusted)
+	}
+}
+
+// TestCacheHonoursSignatureExpiry: a validated reply leaves the cache when the
+// signatures behind its verdict expire, even if its TTL is longer (RFC 4035 §5.3.3).
+func TestCacheHonoursSignatureExpiry(t *testing.T) {
+	srv := dnstest.NewServer(t)
+	standardZone(srv)
+	clock := newFakeClock()
+	fv := &fakeValidator{verdicts: map[string]Validation{
+		"signed.example.": {Status: Secure, Expires: clock.Now().Add(30 * time.Second)},
+	}}
+	c := newClient(t, Config{Validator: fv, Now: clock.Now}, srv.Addr)
+	ctx := ctxT(t)
+	c.LookupMX(ctx, "signed.example")
+	c.LookupMX(ctx, "signed.example")
+	if n := srv.Count("signed.example.", mdns.TypeMX); n != 1 {
+		t.Fatalf("%d queries before expiry, want 1", n)
+	}
+	clock.Advance(31 * time.Second)
+	c.LookupMX(ctx, "signed.example")
+	if n := srv.Count("signed.example.", mdns.TypeMX); n != 2 {
+		t.Errorf("%d queries after the signatures expired, want 2", n)
 	}
 }
