@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"mxward/internal/dns"
@@ -47,11 +46,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return &exitError{code: 64, err: errors.New("")}
 	}
-	cfg, source, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	res, err := newResolver(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	cfg, source, res, err := loadResolver(*cfgPath, stderr)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -65,11 +64,7 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 64, err: errors.New("")}
 	}
 	name, typ := rest[0], strings.ToUpper(rest[1])
-	cfg, _, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	res, err := newResolver(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	_, _, res, err := loadResolver(*cfgPath, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -56,6 +57,20 @@ func newResolver(cfg *config.Config, log *slog.Logger) (*resolver, error) {
 		return nil, fmt.Errorf("dns.resolvers: %w", err)
 	}
 	return &resolver{Client: c, mode: cfg.DNS.Mode, probe: anchorZone(anchors)}, nil
+}
+
+// loadResolver loads the configuration for a command that looks names up (check, dns
+// lookup) and builds its resolver; warnings go to stderr.
+func loadResolver(cfgPath string, stderr io.Writer) (*config.Config, string, *resolver, error) {
+	cfg, source, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	res, err := newResolver(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return cfg, source, res, nil
 }
 
 // anchorZone is the zone of the first trust anchor: the root unless a private anchor
