@@ -265,6 +265,13 @@ func (c *Client) lookup(ctx context.Context, name string, qtype uint16) (Answer,
 			l.Status = status
 			if ls, ok := v.Links[l.Name+"."]; ok {
 				l.Status = ls
+			} else if c.val == nil && status != Secure && len(a.Chain) == 0 && (qtype == mdns.TypeA || qtype == mdns.TypeAAAA) {
+				// The AD bit covers the reply as a whole: a secure first CNAME in front of
+				// an unsigned target would look insecure. Asking for the CNAME alone
+				// tells its own status (RFC 7672 §2.1.3, DANE-05), which decides
+				// whether the original MX host name may still be a TLSA base domain
+				// (DANE-11). Only address lookups feed that decision.
+				l.Status = c.linkStatus(ctx, l.Name+".")
 			}
 			a.Chain = append(a.Chain, l)
 			a.ChainStatus = Weakest(a.ChainStatus, l.Status)
@@ -284,6 +291,16 @@ func (c *Client) lookup(ctx context.Context, name string, qtype uint16) (Answer,
 		}
 		cur = s.final
 	}
+}
+
+// linkStatus returns the status of the CNAME RRset at owner on its own, in trust-ad
+// mode; a failed query leaves the link Insecure, which is never stronger than the truth.
+func (c *Client) linkStatus(ctx context.Context, owner string) Status {
+	_, v, err := c.query(ctx, owner, mdns.TypeCNAME)
+	if err != nil {
+		return Insecure
+	}
+	return v.Status
 }
 
 // validName reports whether name (normalised) is a host name or a service label name

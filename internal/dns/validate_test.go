@@ -140,3 +140,24 @@ func TestCacheHonoursSignatureExpiry(t *testing.T) {
 		t.Errorf("%d queries after the signatures expired, want 2", n)
 	}
 }
+
+// TestFirstLinkStatusTrustAD: in trust-ad mode a chased reply's AD bit covers every
+// link, so a secure CNAME into an unsigned zone would look insecure; the client asks
+// for the first CNAME alone to learn its own status (DANE-05, DANE-11).
+func TestFirstLinkStatusTrustAD(t *testing.T) {
+	srv := dnstest.NewServer(t)
+	standardZone(srv)
+	srv.Add("out.signed.example. 300 IN CNAME host.unsigned.example.",
+		"host.unsigned.example. 300 IN A 192.0.2.7")
+	c := newClient(t, Config{}, srv.Addr)
+	res, err := c.LookupIP(ctxT(t), "out.signed.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Chain) != 1 || res.Chain[0].Status != Secure || res.Status != Insecure || res.Overall() != Insecure {
+		t.Errorf("chain %+v, status %s", res.Chain, res.Status)
+	}
+	if srv.Count("out.signed.example.", mdns.TypeCNAME) == 0 {
+		t.Errorf("the first link was not asked for on its own")
+	}
+}
