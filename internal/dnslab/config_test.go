@@ -102,3 +102,30 @@ func TestUnboundAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainUnboundConfig(t *testing.T) {
+	f := newPlainUnboundFiles("/lab")
+	stubs := map[string]string{".": "127.0.0.1:5353", "test.": "127.0.0.1:5353"}
+	conf := plainUnboundConfig(f, 5301, stubs)
+	for _, want := range []string{
+		"interface: 127.0.0.1@5301\n",
+		`module-config: "iterator"` + "\n",
+		`pidfile: "/lab/unbound-plain/unbound.pid"`,
+		`directory: "/lab/unbound-plain"`,
+		`root-hints: "/lab/unbound-plain/root.hints"`,
+		"aggressive-nsec: no\n", "qname-minimisation: no\n",
+		"stub-zone:\n\tname: \".\"\n\tstub-addr: 127.0.0.1@5353\n",
+		"local-zone: \"test.\" nodefault\n",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("plain unbound.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	// No validator, so nothing that configures one.
+	for _, unwanted := range []string{"trust-anchor-file", "validator", "val-", "forward-zone", "control-enable: yes"} {
+		if strings.Contains(conf, unwanted) {
+			t.Errorf("plain unbound.conf contains %q", unwanted)
+		}
+	}
+	onlyLoopback(t, conf)
+}

@@ -35,8 +35,11 @@
 // question goes to the stub of the zone above the delegation, which is how Unbound
 // finds each link of the chain of trust. The lab's root hints file names no server,
 // because Unbound prefers root hints to a stub for "." and hints cannot carry a
-// port. Both daemons run in the foreground as children of the test, with every file
-// they write in Lab.Dir, and are stopped by process id when the test ends.
+// port. With Options.PlainResolver a second Unbound, with the same stubs but only
+// its iterator module (no trust anchor, no validation), serves as the upstream of
+// an in-process validator that is to be measured against the first. The daemons run
+// in the foreground as children of the test, with every file they write in Lab.Dir,
+// and are stopped by process id when the test ends.
 //
 // # Determinism
 //

@@ -28,6 +28,10 @@ type Lab struct {
 	// Resolver is Unbound's address, "127.0.0.1:port": validating, recursing
 	// over the lab tree only.
 	Resolver string
+	// PlainResolver, set only with Options.PlainResolver, is the address of a
+	// second Unbound that recurses over the same tree without validating, with
+	// a cache of its own.
+	PlainResolver string
 	// Servers maps each zone to the address Unbound asks for it: Authority, or
 	// the zone's proxy when it has a Rewrite. An in-process resolver that should
 	// see what Unbound sees uses the same addresses.
@@ -44,7 +48,7 @@ type Lab struct {
 
 	anchorFile string
 	unboundLog string
-	daemons    []*daemon // NSD and Unbound, for tests of the lab itself
+	daemons    []*daemon // NSD, Unbound and the plain Unbound, for Processes and tests of the lab itself
 }
 
 // Options adjusts a lab. The zero value is the usual lab.
@@ -53,6 +57,13 @@ type Options struct {
 	// to the second. Unbound judges signatures by the real clock, so its
 	// verdicts match the zones' intent only while Now is within a day of it.
 	Now time.Time
+	// PlainResolver also starts an Unbound that only iterates (module-config
+	// "iterator"), with the same stub zones, no trust anchor and a cache of its
+	// own, at Lab.PlainResolver. It is the upstream for measuring an in-process
+	// validator fairly: asked with DO and CD it returns the records with their
+	// signatures and proofs, and it does no validation work on the side, while
+	// names the validating Unbound has resolved are still cold for it.
+	PlainResolver bool
 }
 
 // startTimeout bounds the wait for NSD or Unbound to answer its first query.
@@ -143,27 +154,73 @@ func start(ctx context.Context, t testing.TB, zones []Zone, opts Options) (*Lab,
 		l.Servers[z.Name] = p.addr
 	}
 
-	unbound, port, err := startWithRetry(ctx, "Unbound", func(port int) (*daemon, error) {
-		if err := os.WriteFile(uf.conf, []byte(unboundConfig(uf, port, l.Servers)), 0o644); err != nil {
-			return nil, fmt.Errorf("write unbound.conf: %w", err)
+	unbound, addr, err := startUnbound(ctx, t, "Unbound", uf, func(port int) string { return unboundConfig(uf, port, l.Servers) })
+	if err != nil {
+		return nil, err
+	}
+	l.daemons = append(l.daemons, unbound)
+	l.Resolver = addr
+	if opts.PlainResolver {
+		pf := newPlainUnboundFiles(l.Dir)
+		if err := os.MkdirAll(pf.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create lab directory: %w", err)
 		}
-		return startDaemon("Unbound", uf.dir, filepath.Join(uf.dir, "unbound.out"), uf.log, unboundPath, "-d", "-c", uf.conf)
+		if err := os.WriteFile(pf.hints, []byte(rootHints()), 0o644); err != nil {
+			return nil, fmt.Errorf("write root hints: %w", err)
+		}
+		plain, addr, err := startUnbound(ctx, t, "Unbound (iterator)", pf, func(port int) string { return plainUnboundConfig(pf, port, l.Servers) })
+		if err != nil {
+			return nil, err
+		}
+		l.daemons = append(l.daemons, plain)
+		l.PlainResolver = addr
+	}
+	return l, nil
+}
+
+// startUnbound starts an Unbound with the configuration conf makes for a port,
+// waits until it answers a question for the root, and stops it when the test
+// ends, showing the tail of its log if the test failed. It returns the daemon and
+// its address.
+func startUnbound(ctx context.Context, t testing.TB, name string, uf unboundFiles, conf func(port int) string) (*daemon, string, error) {
+	d, port, err := startWithRetry(ctx, name, func(port int) (*daemon, error) {
+		if err := os.WriteFile(uf.conf, []byte(conf(port)), 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", uf.conf, err)
+		}
+		return startDaemon(name, uf.dir, filepath.Join(uf.dir, "unbound.out"), uf.log, unboundPath, "-d", "-c", uf.conf)
 	}, func(ctx context.Context, addr string) error {
 		_, err := askWithin(ctx, readyTimeout, addr, ".", mdns.TypeSOA, true)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	t.Cleanup(func() {
-		unbound.stop()
+		d.stop()
 		if t.Failed() {
-			t.Logf("tail of the lab's Unbound log:\n%s", tail(uf.log, 40))
+			t.Logf("tail of the lab's %s log:\n%s", name, tail(uf.log, 40))
 		}
 	})
-	l.daemons = append(l.daemons, unbound)
-	l.Resolver = fmt.Sprintf("127.0.0.1:%d", port)
-	return l, nil
+	return d, fmt.Sprintf("127.0.0.1:%d", port), nil
+}
+
+// Process is one of the lab's daemons.
+type Process struct {
+	// Name is "NSD", "Unbound" or, with Options.PlainResolver, "Unbound (iterator)".
+	Name string
+	// PID is the id of the process the lab started. NSD's servers are its
+	// child processes; Unbound runs in this one process.
+	PID int
+}
+
+// Processes returns the daemons the lab runs, so that a benchmark can charge each
+// its CPU time.
+func (l *Lab) Processes() []Process {
+	ps := make([]Process, 0, len(l.daemons))
+	for _, d := range l.daemons {
+		ps = append(ps, Process{Name: d.name, PID: d.cmd.Process.Pid})
+	}
+	return ps
 }
 
 // AnchorFile returns the path of a file holding RootAnchor, one DS record a line:

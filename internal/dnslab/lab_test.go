@@ -206,3 +206,64 @@ func matchesSEP(ds *mdns.DS, keys []*mdns.DNSKEY) bool {
 	}
 	return false
 }
+
+// TestPlainResolver checks the lab's iterating Unbound: it hands out records with
+// their signatures when asked with DO, never sets the AD bit, passes bogus data on
+// as it came where the validating Unbound fails.
+func TestPlainResolver(t *testing.T) {
+	zones := []Zone{
+		{Name: ".", Signer: LDNS, Algorithm: mdns.ECDSAP256SHA256},
+		{Name: "test.", Signer: LDNS, Algorithm: mdns.ECDSAP256SHA256, Denial: NSEC3},
+		{Name: "a.test.", Signer: LDNS, Algorithm: mdns.ECDSAP256SHA256, Records: []string{"www A 192.0.2.1"}},
+		{Name: "expired.test.", Signer: LDNS, Algorithm: mdns.ECDSAP256SHA256,
+			Records: []string{"www A 192.0.2.2"}, Break: Break{ExpiredSigs: true}},
+	}
+	l := Start(t, zones, Options{PlainResolver: true})
+	if l.PlainResolver == "" || l.PlainResolver == l.Resolver {
+		t.Fatalf("PlainResolver = %q, Resolver = %q", l.PlainResolver, l.Resolver)
+	}
+	ctx := context.Background()
+
+	for _, cd := range []bool{false, true} {
+		resp, err := ask(ctx, l.PlainResolver, "www.a.test.", mdns.TypeA, true, cd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, sig bool
+		for _, rr := range resp.Answer {
+			switch rr.(type) {
+			case *mdns.A:
+				a = true
+			case *mdns.RRSIG:
+				sig = true
+			}
+		}
+		if resp.Rcode != mdns.RcodeSuccess || !a || !sig {
+			t.Errorf("plain resolver, CD %v: www.a.test. A = %v; want the A record and its RRSIG", cd, resp)
+		}
+		if resp.AuthenticatedData {
+			t.Errorf("plain resolver, CD %v: AD set on www.a.test. A; it does not validate", cd)
+		}
+	}
+
+	// Bogus data: the validating resolver fails, the plain one answers.
+	v, err := l.Verdict(ctx, "www.expired.test.", mdns.TypeA)
+	if err != nil || v.Status != Bogus {
+		t.Errorf("validating resolver: www.expired.test. A = %v, %v; want bogus", v, err)
+	}
+	resp, err := ask(ctx, l.PlainResolver, "www.expired.test.", mdns.TypeA, true, false)
+	if err != nil || resp.Rcode != mdns.RcodeSuccess || len(resp.Answer) == 0 {
+		t.Errorf("plain resolver: www.expired.test. A = %v, %v; want the expired answer as served", resp, err)
+	}
+
+	var names []string
+	for _, p := range l.Processes() {
+		names = append(names, p.Name)
+		if p.PID <= 0 {
+			t.Errorf("process %s has pid %d", p.Name, p.PID)
+		}
+	}
+	if got := strings.Join(names, ","); got != "NSD,Unbound,Unbound (iterator)" {
+		t.Errorf("Processes() = %s", got)
+	}
+}

@@ -14,7 +14,16 @@ type unboundFiles struct {
 }
 
 func newUnboundFiles(dir string) unboundFiles {
-	d := filepath.Join(dir, "unbound")
+	return unboundFilesIn(filepath.Join(dir, "unbound"))
+}
+
+// newPlainUnboundFiles returns the paths of the lab's iterating Unbound
+// (Options.PlainResolver), all under dir/unbound-plain.
+func newPlainUnboundFiles(dir string) unboundFiles {
+	return unboundFilesIn(filepath.Join(dir, "unbound-plain"))
+}
+
+func unboundFilesIn(d string) unboundFiles {
 	return unboundFiles{
 		dir:    d,
 		conf:   filepath.Join(d, "unbound.conf"),
@@ -42,10 +51,29 @@ func newUnboundFiles(dir string) unboundFiles {
 //   - ede yes: SERVFAILs carry the Extended DNS Error (RFC 8914) saying why.
 //   - val-log-level 2 and log-servfail: the log explains every bogus verdict.
 func unboundConfig(f unboundFiles, port int, stubs map[string]string) string {
+	return unboundConf(f, port, stubs, true)
+}
+
+// plainUnboundConfig returns unbound.conf for a resolver that only iterates
+// (module-config "iterator"): the same stubs and cache behaviour as the
+// validating resolver of unboundConfig, but no trust anchor and no validator.
+// It hands out what the servers sent, signatures and proofs included when the
+// question has the DO bit (RFC 4035 §3.2.1), and never judges it, so a client
+// that validates in-process is measured against a resolver that does no
+// validation work on the side.
+func plainUnboundConfig(f unboundFiles, port int, stubs map[string]string) string {
+	return unboundConf(f, port, stubs, false)
+}
+
+func unboundConf(f unboundFiles, port int, stubs map[string]string, validate bool) string {
 	var b strings.Builder
-	b.WriteString("# Private Unbound instance of an mxward DNSSEC lab.\n")
+	if validate {
+		b.WriteString("# Private Unbound instance of an mxward DNSSEC lab.\n")
+	} else {
+		b.WriteString("# Private iterating (not validating) Unbound instance of an mxward DNSSEC lab.\n")
+	}
 	b.WriteString("server:\n")
-	for _, line := range []string{
+	lines := []string{
 		fmt.Sprintf("interface: 127.0.0.1@%d", port),
 		fmt.Sprintf("port: %d", port),
 		"do-ip4: yes", "do-ip6: no", "do-udp: yes", "do-tcp: yes",
@@ -56,31 +84,40 @@ func unboundConfig(f unboundFiles, port int, stubs map[string]string) string {
 		fmt.Sprintf("logfile: %q", f.log),
 		"log-time-ascii: yes",
 		"verbosity: 1",
-		"val-log-level: 2", "log-servfail: yes",
+		"log-servfail: yes",
 		`username: ""`, `chroot: ""`,
 		fmt.Sprintf("directory: %q", f.dir),
 		fmt.Sprintf("pidfile: %q", f.pid),
 		fmt.Sprintf("root-hints: %q", f.hints),
-		fmt.Sprintf("trust-anchor-file: %q", f.anchor),
 		"trust-anchor-signaling: no", "root-key-sentinel: no",
 		"do-not-query-localhost: no",
-		`module-config: "validator iterator"`,
 		"ede: yes",
 		"aggressive-nsec: no",
 		"qname-minimisation: no",
-		"val-sig-skew-min: 0", "val-sig-skew-max: 0",
-		`val-nsec3-keysize-iterations: "1024 150 2048 150 4096 150"`,
-		"harden-dnssec-stripped: yes",
-		"val-permissive-mode: no",
 		"prefetch: no", "prefetch-key: no", "serve-expired: no",
-		// Bogus answers and failed hosts are not remembered for long, so one
-		// deliberate failure does not spill into the next question.
-		"val-bogus-ttl: 1",
+		// Failed hosts are not remembered for long, so one deliberate
+		// failure does not spill into the next question.
 		"infra-keep-probing: yes", "infra-host-ttl: 60",
 		"edns-buffer-size: 1232",
 		"hide-identity: yes", "hide-version: yes",
 		"statistics-interval: 0",
-	} {
+	}
+	if validate {
+		lines = append(lines,
+			fmt.Sprintf("trust-anchor-file: %q", f.anchor),
+			`module-config: "validator iterator"`,
+			"val-log-level: 2",
+			"val-sig-skew-min: 0", "val-sig-skew-max: 0",
+			`val-nsec3-keysize-iterations: "1024 150 2048 150 4096 150"`,
+			"harden-dnssec-stripped: yes",
+			"val-permissive-mode: no",
+			// Nor are bogus answers.
+			"val-bogus-ttl: 1",
+		)
+	} else {
+		lines = append(lines, `module-config: "iterator"`)
+	}
+	for _, line := range lines {
 		b.WriteString("\t" + line + "\n")
 	}
 	zones := slices.Sorted(maps.Keys(stubs))
