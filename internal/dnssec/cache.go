@@ -41,7 +41,11 @@ type node struct {
 	zone    *zone   // for nodeZone
 	v       verdict // for nodeInsecure and nodeBogus
 	expires time.Time
-	// transient marks a failure to fetch: it proves nothing and is not cached.
+	// sigExpires is the earliest expiration of the signatures the step rests on, its
+	// own proof's and those of the chain above it; zero if none.
+	sigExpires time.Time
+	// transient marks a failure that proves nothing about the zone (a failure to
+	// fetch, a budget of this reply spent): it is not cached.
 	transient bool
 }
 
@@ -182,6 +186,11 @@ func (c *call) settle(k nodeKey, mine *flight, compute func() node) (n node) {
 		}
 	}()
 	n = compute()
+	if n.kind == nodeBogus && c.exhausted() {
+		// The failure may be the budget's, spent by whatever else the reply carried:
+		// caching it would let one hostile reply fail another zone for bogusTTL.
+		n.transient = true
+	}
 	finished = true
 	return n
 }

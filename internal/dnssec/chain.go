@@ -1,7 +1,9 @@
 package dnssec
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -93,25 +95,29 @@ func (c *call) walk(ctx context.Context, target string) chain {
 	}
 	n := c.node(ctx, nodeKey{name: a.name, anchor: true}, func() node { return c.anchorNode(ctx, a) })
 	if n.kind != nodeZone {
-		return chain{v: n.v}
+		return chain{v: n.v.until(n.sigExpires)}
 	}
 	z := n.zone
+	// The verdict rests on every step of the walk: the keys of each zone and each
+	// proof that a name on the way is no zone cut (or an insecure one).
+	exp := n.sigExpires
 	for i := mdns.CountLabel(a.name) + 1; i <= mdns.CountLabel(target); i++ {
 		name := ancestor(target, i)
 		above := z
 		n := c.node(ctx, nodeKey{name: name}, func() node { return c.delegation(ctx, above, name) })
+		exp = soonest(exp, n.sigExpires)
 		switch n.kind {
 		case nodeZone:
 			z = n.zone
 		case nodeNotCut:
 		case nodeNXDomain:
 			// Nothing exists below name, so no zone cut either: target is in z.
-			return chain{v: secure(), z: z}
+			return chain{v: secure().until(exp), z: z}
 		default:
-			return chain{v: n.v}
+			return chain{v: n.v.until(exp)}
 		}
 	}
-	return chain{v: secure(), z: z}
+	return chain{v: secure().until(exp), z: z}
 }
 
 // anchorFor returns the closest trust anchor at or above name, or nil.
@@ -129,7 +135,7 @@ func (v *Validator) anchorFor(name string) *anchor {
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (c *call) anchorNode(ctx context.Context, a *anchor) node {
-	n := c.zoneKeys(ctx, a.name, a.ds, a.keys, farFuture)
+	n := c.zoneKeys(ctx, a.name, keyBasis{ds: a.ds, anchorKeys: a.keys, anchor: true, notAfter: farFuture})
 	if n.kind != nodeZone && n.v.reason != "" {
 		n.v = n.v.wrap("trust anchor %s", a.name)
 	}
@@ -144,6 +150,7 @@ func (c *call) delegation(ctx context.Context, z *zone, name string) node {
 	if n.expires.IsZero() || n.expires.After(z.expires) {
 		n.expires = z.expires
 	}
+	n.sigExpires = soonest(n.sigExpires, z.sigExpires)
 	return n
 }
 
@@ -172,7 +179,7 @@ func (c *call) delegationNode(ctx context.Context, z *zone, name string) node {
 				ds = append(ds, d)
 			}
 		}
-		return c.zoneKeys(ctx, name, ds, nil, chk.expires)
+		return c.zoneKeys(ctx, name, keyBasis{ds: ds, notAfter: chk.expires, sigNotAfter: soonest(chk.sigExpires, z.sigExpires)})
 	}
 	if set := ans.get(name, mdns.TypeCNAME); set != nil && resp.Rcode == mdns.RcodeSuccess {
 		// An alias is no zone cut (RFC 1034 §3.6.2): name is inside z.
@@ -180,37 +187,47 @@ func (c *call) delegationNode(ctx context.Context, z *zone, name string) node {
 		if !chk.v.ok() {
 			return failed(chk.v.wrap("CNAME at %s", name))
 		}
+		sx := chk.sigExpires
 		if int(chk.labels) < ownerLabels(name) {
-			if v := c.wildcardProof(z, name, chk.labels, newSection(resp.Ns)); !v.ok() {
-				return node{kind: kindOf(v), v: v, expires: c.now.Add(bogusTTL)}
+			v := c.wildcardProof(z, name, chk.labels, newSection(resp.Ns))
+			if !v.ok() {
+				return node{kind: kindOf(v), v: v, expires: c.now.Add(bogusTTL), sigExpires: v.expires}
 			}
+			sx = soonest(sx, v.expires)
 		}
-		return node{kind: nodeNotCut, expires: chk.expires}
+		return node{kind: nodeNotCut, expires: chk.expires, sigExpires: sx}
 	}
 	for _, set := range ans.ofType(mdns.TypeDNAME) {
 		// Nothing below a DNAME exists in its zone (RFC 6672 §2.4), so no zone cut
 		// either: the walk ends in z.
 		if isProperSubdomain(name, set.name) && isSubdomain(set.name, z.name) {
 			chk := c.verify(set, z)
-			if !chk.v.ok() || int(chk.labels) != ownerLabels(set.name) {
+			switch {
+			case !chk.v.ok():
 				return failed(chk.v.wrap("DNAME at %s", set.name))
+			case int(chk.labels) != ownerLabels(set.name):
+				// A DNAME synthesised from a wildcard redirects only the name it
+				// was synthesised for (RFC 6672 §3.2, RFC 4592 §4.4): it says nothing
+				// about the names below it.
+				return failed(bogus(edeDNSSECBogus, "DNAME at %s is signed as a wildcard expansion", set.name))
 			}
-			return node{kind: nodeNXDomain, expires: chk.expires}
+			return node{kind: nodeNXDomain, expires: chk.expires, sigExpires: chk.sigExpires}
 		}
 	}
 	d := c.deny(z, name, mdns.TypeDS, resp.Rcode == mdns.RcodeNameError, newSection(resp.Ns))
 	switch d.kind {
 	case denyNXDomain:
-		return node{kind: nodeNXDomain, expires: d.expires}
+		return node{kind: nodeNXDomain, expires: d.expires, sigExpires: d.sigExpires}
 	case denyNoData:
 		if d.delegation {
 			// RFC 4035 §5.2: a proven absence of DS at a delegation makes the child,
 			// and everything below it, insecure.
-			return node{kind: nodeInsecure, v: insecure(0, "insecure delegation at %s: no DS records", name), expires: d.expires}
+			return node{kind: nodeInsecure, v: insecure(0, "insecure delegation at %s: no DS records", name),
+				expires: d.expires, sigExpires: d.sigExpires}
 		}
-		return node{kind: nodeNotCut, expires: d.expires}
+		return node{kind: nodeNotCut, expires: d.expires, sigExpires: d.sigExpires}
 	case denyInsecure:
-		return node{kind: nodeInsecure, v: d.v.wrap("no DS at %s", name), expires: d.expires}
+		return node{kind: nodeInsecure, v: d.v.wrap("no DS at %s", name), expires: d.expires, sigExpires: d.sigExpires}
 	}
 	return failed(d.v.wrap("no DS at %s", name))
 }
@@ -259,34 +276,82 @@ func usableDS(ds []*mdns.DS, name string) ([]*mdns.DS, verdict) {
 	return use, verdict{}
 }
 
-// dsMatches reports whether d is the digest of key k at owner name (RFC 4034 §5.1.4).
-func dsMatches(d *mdns.DS, k *mdns.DNSKEY, tag uint16) bool {
-	if d.Algorithm != k.Algorithm || d.KeyTag != tag {
-		return false
+// matchDS returns the keys that one of the DS records is the digest of (RFC 4034
+// §5.1.4). Each key's digest is computed once per digest type, whatever the number of
+// DS records that claim its algorithm and key tag.
+func matchDS(keys []*mdns.DNSKEY, use []*mdns.DS) []*mdns.DNSKEY {
+	var out []*mdns.DNSKEY
+	for _, k := range keys {
+		if !usableKey(k) {
+			continue
+		}
+		tag := k.KeyTag()
+		var digests map[uint8]string
+		for _, d := range use {
+			if d.Algorithm != k.Algorithm || d.KeyTag != tag {
+				continue
+			}
+			digest, ok := digests[d.DigestType]
+			if !ok {
+				if computed := k.ToDS(d.DigestType); computed != nil {
+					digest = computed.Digest
+				}
+				if digests == nil {
+					digests = make(map[uint8]string, 2)
+				}
+				digests[d.DigestType] = digest
+			}
+			if digest != "" && strings.EqualFold(digest, d.Digest) {
+				out = append(out, k)
+				break
+			}
+		}
 	}
-	computed := k.ToDS(d.DigestType)
-	return computed != nil && strings.EqualFold(computed.Digest, d.Digest)
+	return out
+}
+
+// keyBasis is what a zone's DNSKEY RRset is checked against: DS records (from the
+// parent, or configured) and configured DNSKEY trust anchors.
+type keyBasis struct {
+	ds         []*mdns.DS
+	anchorKeys []*mdns.DNSKEY
+	// anchor marks a configured trust anchor, to which the revocation of RFC 5011
+	// applies.
+	anchor bool
+	// notAfter caps the lifetime of the result by that of the DS RRset; sigNotAfter
+	// is the earliest expiration of the signatures that authenticate the DS RRset.
+	notAfter, sigNotAfter time.Time
 }
 
 // zoneKeys fetches the DNSKEY RRset of name and validates it: it must be signed by a
 // key that one of the trusted DS records (or trusted DNSKEY anchors) vouches for
-// (RFC 4035 §5.2). notAfter caps the lifetime of the result by that of the DS RRset.
-func (c *call) zoneKeys(ctx context.Context, name string, ds []*mdns.DS, anchorKeys []*mdns.DNSKEY, notAfter time.Time) node {
-	use, why := usableDS(ds, name)
+// (RFC 4035 §5.2).
+func (c *call) zoneKeys(ctx context.Context, name string, b keyBasis) node {
+	use, why := usableDS(b.ds, name)
 	var trusted []*mdns.DNSKEY
-	for _, k := range anchorKeys {
-		if usableKey(k) {
+	unusableAnchor := false
+	for _, k := range b.anchorKeys {
+		switch {
+		case usableKey(k):
 			trusted = append(trusted, k)
+		case supportedAlgorithm(k.Algorithm):
+			unusableAnchor = true // revoked, or no zone key
 		}
-	}
-	if len(use) == 0 && len(trusted) == 0 {
-		if len(anchorKeys) > 0 {
-			why = insecure(edeUnsupportedDNSKEYAlg, "keys of %s use only unsupported algorithms", name)
-		}
-		return node{kind: nodeInsecure, v: why, expires: notAfter}
 	}
 	failed := func(v verdict) node {
 		return node{kind: nodeBogus, v: v, expires: c.now.Add(bogusTTL)}
+	}
+	if len(use) == 0 && len(trusted) == 0 {
+		switch {
+		case unusableAnchor:
+			// A key the validator could check but must not use (RFC 5011 §2.1,
+			// RFC 4034 §2.1.1) is no reason to call the zone unsigned: only
+			// algorithms it cannot check are (RFC 4035 §5.2).
+			return failed(bogus(edeDNSKEYMissing, "the trust anchor keys of %s are revoked or not zone keys", name))
+		case len(b.anchorKeys) > 0:
+			why = insecure(edeUnsupportedDNSKEYAlg, "keys of %s use only unsupported algorithms", name)
+		}
+		return node{kind: nodeInsecure, v: why, expires: b.notAfter, sigExpires: b.sigNotAfter}
 	}
 	resp, err := c.fetch(ctx, name, mdns.TypeDNSKEY)
 	if err != nil {
@@ -302,28 +367,55 @@ func (c *call) zoneKeys(ctx context.Context, name string, ds []*mdns.DS, anchorK
 			keys = append(keys, k)
 		}
 	}
-	for _, k := range keys {
-		if !usableKey(k) {
-			continue
-		}
-		tag := k.KeyTag()
-		for _, d := range use {
-			if dsMatches(d, k, tag) {
-				trusted = append(trusted, k)
-				break
-			}
+	trusted = append(trusted, matchDS(keys, use)...)
+	if b.anchor {
+		n := len(trusted)
+		if trusted = unrevoked(trusted, keys); len(trusted) == 0 && n > 0 {
+			return failed(bogus(edeDNSKEYMissing, "the trust anchor keys of %s are published revoked", name))
 		}
 	}
 	if len(trusted) == 0 {
 		return failed(bogus(edeDNSKEYMissing, "no DNSKEY of %s matches its DS records", name))
 	}
-	chk := c.verify(set, newZone(name, trusted, farFuture))
+	chk := c.verify(set, newZone(name, trusted, farFuture, time.Time{}))
 	switch {
 	case !chk.v.ok():
 		return failed(chk.v.wrap("DNSKEY of %s", name))
 	case int(chk.labels) != ownerLabels(name):
 		return failed(bogus(edeDNSSECBogus, "DNSKEY of %s is signed as a wildcard expansion", name))
 	}
-	z := newZone(name, keys, earliest(chk.expires, notAfter))
-	return node{kind: nodeZone, zone: z, expires: z.expires}
+	z := newZone(name, keys, earliest(chk.expires, b.notAfter), soonest(chk.sigExpires, b.sigNotAfter))
+	return node{kind: nodeZone, zone: z, expires: z.expires, sigExpires: z.sigExpires}
+}
+
+// unrevoked returns the trust anchor keys whose revoked form (the same key with the
+// REVOKE flag) the zone does not publish: once a validator sees that, it must not use
+// the key as a trust anchor any more (RFC 5011 §2.1), whatever signatures it still
+// makes. The revocation is believed without its self-signature: a forged one can only
+// make the zone fail, which an attacker able to forge it could do anyway.
+func unrevoked(trusted, published []*mdns.DNSKEY) []*mdns.DNSKEY {
+	var out []*mdns.DNSKEY
+	for _, k := range trusted {
+		revoked := false
+		for _, p := range published {
+			if p.Flags&mdns.REVOKE != 0 && p.Algorithm == k.Algorithm && p.Protocol == k.Protocol && sameKey(p.PublicKey, k.PublicKey) {
+				revoked = true
+				break
+			}
+		}
+		if !revoked {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// sameKey compares two base64 public keys by their octets.
+func sameKey(a, b string) bool {
+	if a == b {
+		return true
+	}
+	x, err1 := base64.StdEncoding.DecodeString(a)
+	y, err2 := base64.StdEncoding.DecodeString(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }

@@ -28,6 +28,7 @@ type denial struct {
 	delegation bool
 	v          verdict   // why, for denyFailed and denyInsecure
 	expires    time.Time // when the records of the proof expire
+	sigExpires time.Time // when the first of the signatures the proof used expires
 }
 
 // prover checks denial records of one zone, verifying each RRset only when a proof
@@ -39,8 +40,9 @@ type prover struct {
 	checked map[setKey]checked
 	// failure is the first failed verification of a record the proof needed: it is a
 	// better reason than "no proof" (an expired NSEC signature is EDE 7, not 12).
-	failure *verdict
-	expires time.Time
+	failure    *verdict
+	expires    time.Time
+	sigExpires time.Time
 
 	nsecs  []nsecRecord
 	nsec3s []nsec3Record
@@ -81,6 +83,7 @@ func (p *prover) check(set *rrset) bool {
 		return false
 	}
 	p.expires = earliest(p.expires, chk.expires)
+	p.sigExpires = soonest(p.sigExpires, chk.sigExpires)
 	return true
 }
 
@@ -93,7 +96,13 @@ func (p *prover) fail(code uint16, format string, args ...any) denial {
 }
 
 func (p *prover) result(kind denialKind, delegation bool) denial {
-	return denial{kind: kind, delegation: delegation, expires: p.expires}
+	return denial{kind: kind, delegation: delegation, expires: p.expires, sigExpires: p.sigExpires}
+}
+
+// insecure returns a denial that proves nothing either way, legitimately (opt-out, too
+// many NSEC3 iterations), resting on the records the prover checked.
+func (p *prover) insecure(v verdict) denial {
+	return denial{kind: denyInsecure, v: v.until(p.sigExpires), expires: p.expires, sigExpires: p.sigExpires}
 }
 
 // deny proves that name has no records of qtype (nx false: NODATA) or does not exist at
@@ -264,7 +273,7 @@ func (c *call) wildcardProof(z *zone, owner string, labels uint8, auth *section)
 	p := c.newProver(z, auth)
 	if len(p.nsecs) > 0 {
 		if r := p.nsecCovering(owner); r != nil && p.nsecEncloser(owner, r) == ce {
-			return secure()
+			return secure().until(p.sigExpires)
 		}
 		return p.fail(edeNSECMissing, "no NSEC proves that %s does not exist, as its wildcard answer needs", owner).v
 	}

@@ -15,6 +15,10 @@
 // is ever called Secure, and stripping the signatures of a signed zone never turns it
 // Insecure.
 //
+// Every verdict that may be cached carries the earliest expiration of the signatures
+// it rests on, the reply's and those of the chain of trust (dns.Validation.Expires), so
+// that no cache keeps a reply Secure past the signatures that made it so.
+//
 // Work per reply is bounded (signature verifications, NSEC3 hash computations,
 // upstream queries), so that replies built to exhaust a validator (CVE-2023-50387
 // "KeyTrap", CVE-2023-50868) end as Bogus rather than as a stalled delivery worker.

@@ -25,6 +25,7 @@ func fuzzSpecs() []zoneSpec {
 			"_25._tcp.mx TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 			"alias CNAME mx.example.",
 			"*.wild A 192.0.2.80",
+			"*.wdn DNAME nsec.example.",
 		}},
 		{name: "nsec.example.", alg: mdns.ED25519, records: []string{"@ MX 10 mx.example.", "*.w TXT \"w\""}},
 		{name: "unsigned.example.", unsigned: true, records: []string{"@ MX 10 mx.unsigned.example.", "mx A 192.0.2.9"}},
@@ -127,6 +128,7 @@ func FuzzValidate(f *testing.F) {
 			f.Add(b, fetched)
 		}
 	}
+	hostileSeeds(f, tr)
 	f.Fuzz(func(t *testing.T, respWire, fetched []byte) {
 		resp := new(mdns.Msg)
 		if resp.Unpack(respWire) != nil {
@@ -147,10 +149,98 @@ func FuzzValidate(f *testing.F) {
 		if got.Status == "" {
 			t.Fatal("no status")
 		}
+		switch {
+		case got.Status == dns.Secure && !got.Expires.After(testNow):
+			t.Fatalf("secure, expiring at %v", got.Expires)
+		case got.Status == dns.Bogus && !got.Expires.IsZero():
+			t.Fatalf("bogus, expiring at %v", got.Expires)
+		}
 		if msg := contradicts(tr, resp, got); msg != "" {
 			t.Fatalf("secure, but %s\nreply:\n%v", msg, resp)
 		}
+		if msg := downgraded(resp, got); msg != "" {
+			t.Fatalf("%s\nreply:\n%v", msg, resp)
+		}
 	})
+}
+
+// hostileSeeds adds replies built to break the validator, with the replies it fetches
+// for them: they run with every go test, and seed the fuzzer with unusual shapes.
+func hostileSeeds(f *testing.F, tr *testTree) {
+	// A DNAME synthesised from the wildcard *.wdn.example., validly signed, in the
+	// reply to a DS query of the chain of trust, below which unsigned data is claimed.
+	r := newResolver(tr)
+	r.mutate = func(q question, m *mdns.Msg) {
+		if q.name == "a.foo.wdn.example." && q.qtype == mdns.TypeDS {
+			m.Rcode, m.Ns = mdns.RcodeSuccess, nil
+			m.Answer = renamed(tr.zones["example."].set("*.wdn.example.", mdns.TypeDNAME), "foo.wdn.example.")
+		}
+	}
+	resp := new(mdns.Msg)
+	resp.SetQuestion("a.foo.wdn.example.", mdns.TypeA)
+	resp.Response = true
+	resp.Answer = []mdns.RR{mustRR(f, "a.foo.wdn.example. 60 IN A 192.0.2.1")}
+	rec := &recorder{ex: r}
+	v, err := New(Config{Anchors: tr.rootAnchor(), Now: func() time.Time { return testNow }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if got := v.Validate(context.Background(), rec, resp); got.Status != dns.Bogus {
+		f.Fatalf("wildcard DNAME seed: %s (%s), want bogus", got.Status, got.Reason)
+	}
+	b, err := resp.Pack()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b, packMsgs(f, rec.msgs))
+}
+
+// downgraded returns why a verdict is a downgrade in the fuzz tree, or "": nothing but
+// the insecure delegation unsigned.example. and what lies below it may be Insecure (the
+// tree has no NSEC3 opt-out and no high iteration counts), and, with a root trust
+// anchor, nothing may be Indeterminate.
+func downgraded(resp *mdns.Msg, got dns.Validation) string {
+	if len(resp.Question) != 1 {
+		return ""
+	}
+	under := func(name string) bool { return isSubdomain(canonical(name), "unsigned.example.") }
+	for name, st := range got.Links {
+		if st == dns.Insecure && !under(name) {
+			return "link " + name + " insecure"
+		}
+		if st == dns.Indeterminate {
+			return "link " + name + " indeterminate"
+		}
+	}
+	switch got.Status {
+	case dns.Indeterminate:
+		return "indeterminate under a root trust anchor: " + got.Reason
+	case dns.Insecure:
+		// The name the verdict speaks of: the question's, or the end of the chain.
+		q := resp.Question[0]
+		ans := newSection(resp.Answer)
+		cur := canonical(q.Name)
+		seen := map[string]bool{cur: true}
+		for {
+			cn := ans.get(cur, mdns.TypeCNAME)
+			if ans.get(cur, q.Qtype) != nil || q.Qtype == mdns.TypeCNAME || cn == nil {
+				break
+			}
+			target, ok := cnameTarget(cn)
+			if !ok || seen[target] {
+				break
+			}
+			seen[target] = true
+			cur = target
+		}
+		for name := range seen {
+			if under(name) {
+				return ""
+			}
+		}
+		return "insecure for " + cur + ", in the signed part of the tree: " + got.Reason
+	}
+	return ""
 }
 
 // contradicts returns what in a reply judged Secure (in its answer or its links) the

@@ -10,9 +10,59 @@ import (
 // This file holds the name arithmetic validation needs: canonical names, label counts,
 // ancestors, and the canonical ordering of RFC 4034 §6.1 on which NSEC coverage rests.
 
-// canonical returns name fully qualified and in lower case (RFC 4034 §6.2), the form
-// every name takes inside this package.
-func canonical(name string) string { return mdns.CanonicalName(name) }
+// canonical returns name fully qualified, in lower case (RFC 4034 §6.2: ASCII letters
+// only) and escaped exactly where the presentation format needs it: the one spelling
+// every name takes inside this package, so that "MX.example.", "\\109x.example." and
+// "mx.example." are one name while "mx\\.example." (one label with a dot in it) stays
+// another. Names unpacked from the wire are already spelt that way but for case; any
+// other name is rewritten through its wire form.
+func canonical(name string) string {
+	if plainName(name) {
+		return lowerASCII(mdns.Fqdn(name))
+	}
+	buf := make([]byte, 256)
+	n, err := mdns.PackDomainName(mdns.Fqdn(name), buf, 0, nil, false)
+	if err != nil {
+		return lowerASCII(name) // no name: it will match nothing
+	}
+	out, _, err := mdns.UnpackDomainName(buf[:n], 0)
+	if err != nil {
+		return lowerASCII(name)
+	}
+	return lowerASCII(out)
+}
+
+// plainName reports whether name is spelt only with octets that the presentation
+// format writes as they are: printable ASCII but for the escape, the quote and the
+// characters zone files give a meaning (RFC 1035 §5.1).
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case b <= ' ' || b > '~':
+			return false
+		case b == '\\' || b == '"' || b == '\'' || b == '@' || b == ';' || b == '(' || b == ')':
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII maps the ASCII letters of s to lower case and leaves every other octet as
+// it is (strings.ToLower and mdns.CanonicalName rewrite octets that are not UTF-8).
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
 
 // isSubdomain reports whether child is parent or lies below it, comparing whole labels:
 // "example.test." is not below "ample.test.", although it ends with it.

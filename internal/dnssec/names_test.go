@@ -1,8 +1,10 @@
 package dnssec
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +48,61 @@ func TestCanonicalOrder(t *testing.T) {
 			t.Errorf("compare(%q, %q) = %d, %v; want %d", tc.a, tc.b, got, ok, tc.want)
 		}
 	}
+}
+
+func TestCanonical(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Example.TEST", "example.test."},
+		{`\109x.example.test.`, "mx.example.test."}, // a letter written as an escape
+		{`\077X.Example.test.`, "mx.example.test."}, // and in upper case
+		{`\042.wild.test.`, "*.wild.test."},         // the wildcard label
+		{`mx\.example.test.`, `mx\.example.test.`},  // a dot inside a label stays escaped
+		{`a\000b.test.`, `a\000b.test.`},            // octets outside ASCII stay escaped
+		{`\200\.A.test.`, `\200\.a.test.`},          // both, and a letter lowered
+		{`\\.TEST.`, `\\.test.`},                    // a backslash
+		{"a..B.", "a..b."},                          // not a name: lowered only
+		{"\xffA.test", `\255a.test.`},               // raw octets: spelt as the wire gives them
+		{"a b.test.", `a\ b.test.`},
+	} {
+		if got := canonical(tc.in); got != tc.want {
+			t.Errorf("canonical(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzCanonical checks that canonical is idempotent, lowers every letter, and keeps
+// the name: the same wire form but for case, and equal in the canonical order.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{"example.", `\109x.Example.`, `mx\.example.`, `\042.w.`, `\200.z.example.`, `a\ b.`, "."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		c := canonical(name)
+		if again := canonical(c); again != c {
+			t.Fatalf("canonical(%q) = %q, but canonical(%q) = %q", name, c, c, again)
+		}
+		if strings.ContainsAny(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+			t.Fatalf("canonical(%q) = %q has upper case", name, c)
+		}
+		a, errA := packName(name)
+		b, errB := packName(c)
+		if errA != nil {
+			return
+		}
+		if errB != nil || !bytes.Equal([]byte(lowerASCII(string(a))), []byte(lowerASCII(string(b)))) {
+			t.Fatalf("canonical(%q) = %q: wire %x, want %x (%v)", name, c, b, a, errB)
+		}
+		if cmp, ok := canonicalCompare(name, c); !ok || cmp != 0 {
+			t.Fatalf("compare(%q, %q) = %d, %v; want equal", name, c, cmp, ok)
+		}
+	})
+}
+
+// packName returns the wire form of name.
+func packName(name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	n, err := mdns.PackDomainName(mdns.Fqdn(name), buf, 0, nil, false)
+	return buf[:n], err
 }
 
 func TestNSECCovers(t *testing.T) {

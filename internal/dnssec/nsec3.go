@@ -136,9 +136,8 @@ func (p *prover) tooManyIterations() (denial, bool) {
 	if !p.check(p.params.set) {
 		return p.fail(edeDNSSECBogus, "NSEC3 record of %s does not verify", p.z.name), true
 	}
-	return denial{kind: denyInsecure, expires: p.expires,
-		v: insecure(edeUnsupportedNSEC3Iters, "NSEC3 records of %s use %d iterations, more than %d",
-			p.z.name, p.params.iterations, p.c.v.maxIterations)}, true
+	return p.insecure(insecure(edeUnsupportedNSEC3Iters, "NSEC3 records of %s use %d iterations, more than %d",
+		p.z.name, p.params.iterations, p.c.v.maxIterations)), true
 }
 
 // enclosure is a closest encloser proof (RFC 5155 §8.3).
@@ -211,8 +210,7 @@ func (p *prover) nsec3NXDomain(name string) denial {
 }
 
 func (p *prover) optOut(e enclosure) denial {
-	return denial{kind: denyInsecure, expires: p.expires,
-		v: insecure(0, "NSEC3 opt-out span of %s covers %s, which may be an unsigned delegation", p.z.name, e.nextCloser)}
+	return p.insecure(insecure(0, "NSEC3 opt-out span of %s covers %s, which may be an unsigned delegation", p.z.name, e.nextCloser))
 }
 
 // nsec3NoData proves that name has no records of qtype (RFC 5155 §8.5–8.7): a record
@@ -256,7 +254,7 @@ func (p *prover) nsec3Wildcard(owner, ce string) verdict {
 	}
 	nc := ancestor(owner, mdns.CountLabel(ce)+1)
 	if p.nsec3Covering(nc) != nil {
-		return secure()
+		return secure().until(p.sigExpires)
 	}
 	return p.fail(edeNSECMissing, "no NSEC3 proves that %s does not exist, as the wildcard answer for %s needs", nc, owner).v
 }

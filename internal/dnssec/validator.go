@@ -129,6 +129,11 @@ func (c *call) spendVerification() bool {
 	return true
 }
 
+// exhausted reports whether any of the call's budgets is spent.
+func (c *call) exhausted() bool {
+	return c.verifyLeft <= 0 || c.hashBudget <= 0 || c.fetches >= maxFetches
+}
+
 // maxChainLinks bounds the CNAME links of one reply that are validated; the client
 // gives up on longer chains anyway.
 const maxChainLinks = 16
@@ -152,9 +157,16 @@ func (v *Validator) Validate(ctx context.Context, ex dns.Exchanger, resp *mdns.M
 	if vd.status != dns.Secure {
 		out.Reason = vd.reason
 	}
+	if vd.status != dns.Bogus {
+		// A cached verdict must not outlive the signatures it rests on (RFC 4035
+		// §5.3.3); a bogus one is not cached at all.
+		out.Expires = vd.expires
+	}
 	return out
 }
 
+// validate returns the status of each link and the verdict on the reply: that of its
+// final RRset or denial, bounded also by the signatures of the links before it.
 func (c *call) validate(ctx context.Context, resp *mdns.Msg) (map[string]dns.Status, verdict) {
 	if resp == nil || len(resp.Question) != 1 {
 		return nil, bogus(edeDNSSECBogus, "reply does not have exactly one question")
@@ -183,7 +195,7 @@ func (c *call) validate(ctx context.Context, resp *mdns.Msg) (map[string]dns.Sta
 			if resp.Rcode != mdns.RcodeSuccess {
 				return links, bogus(edeDNSSECBogus, "NXDOMAIN reply carries %s %s", cur, mdns.TypeToString[q.Qtype])
 			}
-			return links, c.positive(ctx, set, auth)
+			return links, boundedBy(c.positive(ctx, set, auth), linkVerdicts)
 		}
 		if q.Qtype == mdns.TypeCNAME {
 			break
@@ -207,7 +219,7 @@ func (c *call) validate(ctx context.Context, resp *mdns.Msg) (map[string]dns.Sta
 		target, ok := cnameTarget(cn)
 		if !ok || seen[target] {
 			// A loop; the client reports it. Nothing further to judge.
-			return links, weakest(linkVerdicts)
+			return links, boundedBy(weakest(linkVerdicts), linkVerdicts)
 		}
 		seen[target] = true
 		cur = target
@@ -217,9 +229,20 @@ func (c *call) validate(ctx context.Context, resp *mdns.Msg) (map[string]dns.Sta
 	// without an SOA, in which case the client asks for the target separately and
 	// that reply is judged on its own (internal/dns step.complete).
 	if len(links) > 0 && resp.Rcode == mdns.RcodeSuccess && len(auth.ofType(mdns.TypeSOA)) == 0 {
-		return links, weakest(linkVerdicts)
+		return links, boundedBy(weakest(linkVerdicts), linkVerdicts)
 	}
-	return links, c.negative(ctx, cur, q.Qtype, resp.Rcode == mdns.RcodeNameError, auth)
+	// The rcode speaks of the last name of the chain (RFC 6604 §3): NXDOMAIN after a
+	// CNAME denies its target, not the question's name.
+	return links, boundedBy(c.negative(ctx, cur, q.Qtype, resp.Rcode == mdns.RcodeNameError, auth), linkVerdicts)
+}
+
+// boundedBy returns v bounded also by the signatures of the links before it: a cached
+// reply carries their statuses too.
+func boundedBy(v verdict, links []verdict) verdict {
+	for _, l := range links {
+		v = v.until(l.expires)
+	}
+	return v
 }
 
 // weakest returns the least trustworthy of the verdicts (Secure for none).
@@ -234,11 +257,16 @@ func weakest(vs []verdict) verdict {
 }
 
 // link judges one CNAME RRset of the chain. A CNAME synthesised from a DNAME carries no
-// signature of its own; it is as good as the DNAME it follows from (RFC 6672 §5.3.1).
+// signature of its own; it is as good as the DNAME it follows from (RFC 6672 §5.3.1),
+// provided its target is exactly the one the DNAME gives.
 func (c *call) link(ctx context.Context, cn *rrset, ans, auth *section) verdict {
 	target, ok := cnameTarget(cn)
-	if !ok {
+	switch {
+	case !ok:
 		return bogus(edeDNSSECBogus, "malformed CNAME at %s", cn.name)
+	case len(cn.rrs) != 1:
+		// An alias has one target (RFC 2181 §10.1); the client would follow the first.
+		return bogus(edeDNSSECBogus, "%d CNAME records at %s", len(cn.rrs), cn.name)
 	}
 	if len(cn.sigs) == 0 {
 		for _, d := range ans.ofType(mdns.TypeDNAME) {
@@ -249,17 +277,54 @@ func (c *call) link(ctx context.Context, cn *rrset, ans, auth *section) verdict 
 			if !ok || len(d.rrs) != 1 {
 				continue
 			}
-			// The owner's labels below the DNAME, moved under its target (RFC 6672 §2.2).
-			prefix := cn.name[:len(cn.name)-len(d.name)]
-			if prefix+canonical(dn.Target) == target {
+			if synthesise(cn.name, d.name, canonical(dn.Target)) == target {
 				return c.positive(ctx, d, auth)
 			}
 		}
 	}
-	if len(cn.rrs) != 1 {
-		return bogus(edeDNSSECBogus, "%d CNAME records at %s", len(cn.rrs), cn.name)
-	}
 	return c.positive(ctx, cn, auth)
+}
+
+// synthesise returns the target of the CNAME a DNAME at owner with target dnameTarget
+// gives name, which lies below owner: the labels of name below owner moved under the
+// target (RFC 6672 §2.2).
+func synthesise(name, owner, dnameTarget string) string {
+	prefix := name[:len(name)-len(owner)] // ends with the dot before owner
+	if dnameTarget == "." {
+		return prefix
+	}
+	return prefix + dnameTarget
+}
+
+// holder returns the name whose zone holds the records of name and type t: name
+// itself, or its parent for DS, which lives on the parent's side of a zone cut (RFC
+// 4035 §5.2).
+func holder(name string, t uint16) string {
+	if t == mdns.TypeDS && name != "." {
+		return parent(name)
+	}
+	return name
+}
+
+// governingAnchor returns the trust anchor that governs the records of name and type
+// t: the closest one above the name whose zone holds them.
+func (c *call) governingAnchor(name string, t uint16) *anchor {
+	return c.v.anchorFor(holder(name, t))
+}
+
+// mayHaveSigned reports whether the zone named signer may have signed data of name and
+// type t: a zone at or above the name, strictly above it for DS, and no higher than the
+// trust anchor a that governs the name. A signer above a would be judged by another
+// anchor's chain of trust, or none: an attacker could name it to make data of a
+// secure island look insecure, or indeterminate.
+func mayHaveSigned(signer, name string, t uint16, a *anchor) bool {
+	switch {
+	case !isSubdomain(name, signer), !isSubdomain(signer, a.name):
+		return false
+	case t == mdns.TypeDS && signer == name && signer != ".":
+		return false
+	}
+	return true
 }
 
 // cnameTarget returns the target of a CNAME RRset, canonical.
@@ -274,16 +339,21 @@ func cnameTarget(set *rrset) (string, bool) {
 // positive judges one RRset of the answer section: Secure if a signature by the zone it
 // belongs to verifies (with a proof for a wildcard expansion), Insecure if the chain of
 // trust proves that zone unsigned, Bogus otherwise, including for unsigned data in a
-// signed zone (RFC 4035 §5.3, §4.3).
+// signed zone (RFC 4035 §5.3, §4.3). The signer names are the attacker's to choose:
+// only zones between the governing trust anchor and the owner are tried, and a
+// signature that verifies wins over a signer whose chain is insecure.
 func (c *call) positive(ctx context.Context, set *rrset, auth *section) verdict {
 	what := set.name + " " + mdns.TypeToString[set.typ]
-	// Candidate signers: zones at or above the owner, or strictly above it for DS,
-	// which the parent signs. Others cannot have signed the data.
+	a := c.governingAnchor(set.name, set.typ)
+	if a == nil {
+		return indeterminate("no trust anchor covers %s", set.name)
+	}
+	// Candidate signers; others cannot have signed the data.
 	var signers []string
 	seen := make(map[string]bool)
 	for _, sig := range set.sigs {
 		s := canonical(sig.SignerName)
-		if seen[s] || !isSubdomain(set.name, s) || set.typ == mdns.TypeDS && s == set.name && s != "." {
+		if seen[s] || !mayHaveSigned(s, set.name, set.typ, a) {
 			continue
 		}
 		seen[s] = true
@@ -291,8 +361,8 @@ func (c *call) positive(ctx context.Context, set *rrset, auth *section) verdict 
 	}
 	if len(signers) == 0 {
 		// Unsigned, as far as anything valid goes: fine only if the chain of trust
-		// proves the owner's zone unsigned.
-		ch := c.chainTo(ctx, set.name)
+		// proves the zone that holds the data unsigned.
+		ch := c.chainTo(ctx, holder(set.name, set.typ))
 		if ch.v.ok() {
 			if len(set.sigs) > 0 {
 				return bogus(edeRRSIGsMissing, "no valid signer for %s: signatures name zones that do not contain it", what)
@@ -302,7 +372,7 @@ func (c *call) positive(ctx context.Context, set *rrset, auth *section) verdict 
 		return ch.v
 	}
 	const maxSigners = 3
-	var fail verdict
+	var fail, weak verdict
 	for i, s := range signers {
 		if i == maxSigners {
 			break
@@ -311,8 +381,12 @@ func (c *call) positive(ctx context.Context, set *rrset, auth *section) verdict 
 		switch {
 		case ch.v.status == dns.Insecure || ch.v.status == dns.Indeterminate:
 			// The signer's zone, and so the data below it, is not under a secure
-			// chain: the signatures prove nothing, but nothing is missing either.
-			return ch.v
+			// chain: the signatures prove nothing, but nothing is missing either;
+			// unless another signer's signature verifies.
+			if weak.status == "" {
+				weak = ch.v
+			}
+			continue
 		case !ch.v.ok():
 			if fail.status == "" {
 				fail = ch.v
@@ -331,24 +405,36 @@ func (c *call) positive(ctx context.Context, set *rrset, auth *section) verdict 
 			}
 			continue
 		}
+		v := chk.v.until(ch.v.expires)
 		if int(chk.labels) < ownerLabels(set.name) {
-			if v := c.wildcardProof(ch.z, set.name, chk.labels, auth); !v.ok() {
-				return v.wrap("wildcard answer %s", what)
+			w := c.wildcardProof(ch.z, set.name, chk.labels, auth)
+			if !w.ok() {
+				return w.until(v.expires).wrap("wildcard answer %s", what)
 			}
+			v = v.until(w.expires)
 		}
-		return secure()
+		return v
+	}
+	if weak.status != "" {
+		return weak
 	}
 	return fail
 }
 
 // negative judges a denial: that name does not exist (nx) or has no qtype records.
-// The zone is the one whose signatures the NSEC, NSEC3 and SOA records carry; without
-// any, the denial is Insecure only if the chain of trust proves the name unsigned.
+// The zone is the deepest of those whose signatures the NSEC, NSEC3 and SOA records
+// carry, between the governing trust anchor and the name; without any, the denial is
+// Insecure only if the chain of trust proves the zone that would hold the records
+// unsigned.
 func (c *call) negative(ctx context.Context, name string, qtype uint16, nx bool, auth *section) verdict {
 	what := name + " " + mdns.TypeToString[qtype]
+	a := c.governingAnchor(name, qtype)
+	if a == nil {
+		return indeterminate("no trust anchor covers %s", name)
+	}
 	var zoneName string
 	for _, s := range auth.signers(mdns.TypeNSEC, mdns.TypeNSEC3, mdns.TypeSOA) {
-		if !isSubdomain(name, s) || qtype == mdns.TypeDS && s == name && s != "." {
+		if !mayHaveSigned(s, name, qtype, a) {
 			continue
 		}
 		if zoneName == "" || mdns.CountLabel(s) > mdns.CountLabel(zoneName) {
@@ -356,7 +442,7 @@ func (c *call) negative(ctx context.Context, name string, qtype uint16, nx bool,
 		}
 	}
 	if zoneName == "" {
-		ch := c.chainTo(ctx, name)
+		ch := c.chainTo(ctx, holder(name, qtype))
 		if ch.v.ok() {
 			return bogus(edeNSECMissing, "unsigned denial of %s in signed zone %s", what, ch.z.name)
 		}
@@ -372,9 +458,9 @@ func (c *call) negative(ctx context.Context, name string, qtype uint16, nx bool,
 	d := c.deny(ch.z, name, qtype, nx, auth)
 	switch d.kind {
 	case denyNXDomain, denyNoData:
-		return secure()
+		return secure().until(ch.v.expires).until(d.sigExpires)
 	case denyInsecure:
-		return d.v
+		return d.v.until(ch.v.expires)
 	}
 	return d.v.wrap("denial of %s", what)
 }

@@ -495,6 +495,14 @@ func runValidateCase(t *testing.T, tc validateCase) {
 	if tc.want == dns.Secure && (got.Reason != "" || len(got.EDE) > 0) {
 		t.Errorf("secure with reason %q, EDE %v", got.Reason, got.EDE)
 	}
+	// Every secure verdict, and every insecure one in these trees, rests on signatures
+	// that expire; a bogus one is not cached (RFC 4035 §5.3.3).
+	switch {
+	case (got.Status == dns.Secure || got.Status == dns.Insecure) && !got.Expires.After(testNow):
+		t.Errorf("%s verdict expires %v, want a time after %v", got.Status, got.Expires, testNow)
+	case got.Status == dns.Bogus && !got.Expires.IsZero():
+		t.Errorf("bogus verdict expires %v, want no expiration", got.Expires)
+	}
 	if tc.ede != 0 && !hasEDE(got.EDE, tc.ede) {
 		t.Errorf("EDE %v, want code %d (reason %q)", got.EDE, tc.ede, got.Reason)
 	}

@@ -2,6 +2,7 @@ package dnssec
 
 import (
 	"fmt"
+	"time"
 
 	"mxward/internal/dns"
 )
@@ -27,6 +28,10 @@ type verdict struct {
 	status dns.Status
 	reason string
 	ede    []dns.EDE
+	// expires is the earliest expiration of the signatures the verdict rests on: the
+	// data's own and those of the chain of trust and of any proof it needed. Zero
+	// means that no signature bounds it (an unsigned anchor, a failure).
+	expires time.Time
 }
 
 func secure() verdict { return verdict{status: dns.Secure} }
@@ -60,3 +65,20 @@ func (v verdict) wrap(format string, args ...any) verdict {
 }
 
 func (v verdict) ok() bool { return v.status == dns.Secure }
+
+// until returns v bounded also by signatures that expire at t (zero: none).
+func (v verdict) until(t time.Time) verdict {
+	v.expires = soonest(v.expires, t)
+	return v
+}
+
+// soonest returns the earlier of two signature expirations, zero standing for none.
+func soonest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}

@@ -47,12 +47,23 @@ type zone struct {
 	name    string // canonical apex name
 	keys    []*mdns.DNSKEY
 	byTag   map[tagKey][]*mdns.DNSKEY
-	expires time.Time
+	expires time.Time // when the keys must be fetched again: TTLs and signatures
+	// sigExpires is the earliest expiration of the signatures that authenticate the
+	// keys, from the trust anchor down: DS and DNSKEY RRSIGs, and the proofs that no
+	// zone cut lies between the zones. Zero for keys that are anchors themselves.
+	sigExpires time.Time
 }
 
-func newZone(name string, keys []*mdns.DNSKEY, expires time.Time) *zone {
-	z := &zone{name: name, byTag: make(map[tagKey][]*mdns.DNSKEY), expires: expires}
+func newZone(name string, keys []*mdns.DNSKEY, expires, sigExpires time.Time) *zone {
+	z := &zone{name: name, byTag: make(map[tagKey][]*mdns.DNSKEY), expires: expires, sigExpires: sigExpires}
 	for _, k := range keys {
+		if k.Hdr.Name != name {
+			// mdns.RRSIG.Verify compares the key's owner with the signer name as
+			// strings: give it the canonical spelling that the signer is checked in.
+			kc := *k
+			kc.Hdr.Name = name
+			k = &kc
+		}
 		if usableKey(k) {
 			z.keys = append(z.keys, k)
 			t := tagKey{alg: k.Algorithm, tag: k.KeyTag()}
@@ -99,6 +110,8 @@ type checked struct {
 	v       verdict
 	labels  uint8     // the Labels field of the signature that verified
 	expires time.Time // when the RRset stops being valid: its TTL, capped (RFC 4035 §5.3.3)
+	// sigExpires is the expiration of the signature that verified.
+	sigExpires time.Time
 }
 
 // verify checks set against the keys of zone z. It succeeds on the first signature that
@@ -114,7 +127,7 @@ func (c *call) verify(set *rrset, z *zone) checked {
 	if !isSubdomain(set.name, z.name) {
 		return checked{v: bogus(edeDNSSECBogus, "%s is not in zone %s", what, z.name)}
 	}
-	rrs := sameOwner(set.rrs)
+	rrs := sameOwner(set.rrs, set.name)
 	var (
 		bySigner, wrongLabels, unsupported, noKey, early, late, cryptoFail int
 		failures                                                           int
@@ -155,14 +168,15 @@ func (c *call) verify(set *rrset, z *zone) checked {
 			if !c.spendVerification() {
 				return checked{v: bogus(edeDNSSECBogus, "%s: limit of %d signature verifications per reply reached", what, c.v.maxValidations)}
 			}
-			if err := sig.Verify(k, rrs); err != nil {
+			if err := canonicalSig(sig, set.name, z.name).Verify(k, rrs); err != nil {
 				failures++
 				cryptoFail++
 				continue
 			}
 			ttl := min(minTTL(set.rrs), sig.OrigTtl)
-			exp := earliest(c.now.Add(time.Duration(ttl)*time.Second), sigExpires(sig, c.now))
-			return checked{v: secure(), labels: sig.Labels, expires: exp}
+			sx := sigExpires(sig, c.now)
+			exp := earliest(c.now.Add(time.Duration(ttl)*time.Second), sx)
+			return checked{v: secure().until(sx), labels: sig.Labels, expires: exp, sigExpires: sx}
 		}
 	}
 	switch {
@@ -183,21 +197,34 @@ func (c *call) verify(set *rrset, z *zone) checked {
 	}
 }
 
-// sameOwner returns rrs with one spelling of the owner name: mdns.IsRRset compares
-// owners byte for byte, while an upstream may vary their case (RFC 4343).
-func sameOwner(rrs []mdns.RR) []mdns.RR {
-	name := rrs[0].Header().Name
-	for _, rr := range rrs[1:] {
-		if rr.Header().Name != name {
+// sameOwner returns rrs with one spelling of the owner name, the canonical one: mdns
+// compares owners byte for byte (IsRRset) or ignoring case only (RRSIG.Verify), while
+// an upstream may vary their case (RFC 4343) and a name may be written with escapes.
+func sameOwner(rrs []mdns.RR, owner string) []mdns.RR {
+	for _, rr := range rrs {
+		if rr.Header().Name != owner {
 			out := make([]mdns.RR, len(rrs))
 			for i, rr := range rrs {
 				out[i] = mdns.Copy(rr)
-				out[i].Header().Name = canonical(name)
+				out[i].Header().Name = owner
 			}
 			return out
 		}
 	}
 	return rrs
+}
+
+// canonicalSig returns sig with owner and signer as its owner and signer names,
+// copying it only if needed: both are compared as strings by mdns.RRSIG.Verify, while
+// the names only have to be equal canonically. The signed data holds the signer name
+// in canonical form anyway (RFC 4034 §3.1.8.1, §6.2).
+func canonicalSig(sig *mdns.RRSIG, owner, signer string) *mdns.RRSIG {
+	if sig.Hdr.Name == owner && sig.SignerName == signer {
+		return sig
+	}
+	s := *sig
+	s.Hdr.Name, s.SignerName = owner, signer
+	return &s
 }
 
 // earliest returns the earlier of two times.
