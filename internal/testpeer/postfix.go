@@ -456,34 +456,43 @@ func (p *Postfix) Flush(t testing.TB) {
 // oldest first. The test fails if fewer than n arrive within timeout.
 func (p *Postfix) WaitMaildir(t testing.TB, rcpt string, n int, timeout time.Duration) []string {
 	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msgs := p.Maildir(t, rcpt)
+		if len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postfix %s: %d of %d messages for %s after %v", p.addr, len(msgs), n, rcpt, timeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// Maildir returns the messages delivered to rcpt so far (an address in one of the
+// Deliver domains), oldest first, without waiting: for tests that prove nothing
+// arrived.
+func (p *Postfix) Maildir(t testing.TB, rcpt string) []string {
+	t.Helper()
 	if !p.opts.Deliver {
-		t.Fatalf("postfix %s: WaitMaildir on an instance without Deliver", p.addr)
+		t.Fatalf("postfix %s: Maildir on an instance without Deliver", p.addr)
 	}
 	local, domain, ok := splitAddress(rcpt)
 	if !ok || !localPartRE.MatchString(local) || !slices.Contains(p.opts.Domains, domain) {
 		t.Fatalf("postfix %s: %q is not a deliverable address in %v", p.addr, rcpt, p.opts.Domains)
 	}
 	dir := filepath.Join(p.layout.maildirBase, domain, "new")
-	deadline := time.Now().Add(timeout)
-	for {
-		all, err := readMaildir(dir)
-		if err != nil {
-			t.Fatalf("postfix %s: read Maildir of %s: %v", p.addr, domain, err)
-		}
-		var msgs []string
-		for _, m := range all {
-			if strings.EqualFold(deliveredTo(m), local+"@"+domain) {
-				msgs = append(msgs, m)
-			}
-		}
-		if len(msgs) >= n {
-			return msgs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("postfix %s: %d of %d messages for %s in %s after %v", p.addr, len(msgs), n, rcpt, dir, timeout)
-		}
-		time.Sleep(pollInterval)
+	all, err := readMaildir(dir)
+	if err != nil {
+		t.Fatalf("postfix %s: read Maildir of %s: %v", p.addr, domain, err)
 	}
+	var msgs []string
+	for _, m := range all {
+		if strings.EqualFold(deliveredTo(m), local+"@"+domain) {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs
 }
 
 // deliveredTo returns the address in a delivered message's first Delivered-To
