@@ -5,8 +5,13 @@
 // for the delivery record come out. No I/O happens here, so every rule has a table test.
 //
 // Sources in order of precedence (reference-semantics §14.8): an explicit per-domain
-// policy set by the operator overrides everything and the log says so; then DANE,
-// MTA-STS, the static list and pinning (later work); otherwise opportunistic TLS.
+// policy set by the operator overrides everything and the log says so; then DANE (at
+// the levels dane and dane-only); MTA-STS, the static list and pinning are later work;
+// otherwise opportunistic TLS.
+//
+// An explicit "may" or "encrypt" entry for a destination is therefore also the way to
+// opt that destination out of DANE (RFC 7672 §9.1 ¶2, DANE-19), and "dane audit" the
+// way to watch what DANE would do there without enforcing it.
 package tlspolicy
 
 import (
@@ -19,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"mxward/internal/dane"
 	"mxward/internal/smtpclient"
 )
 
@@ -45,6 +51,9 @@ type Source string
 const (
 	SourceOpportunistic Source = "opportunistic"
 	SourceLocal         Source = "local"
+	// SourceDANE: the host's secure TLSA RRset decided (RFC 7672 §2.2, §14.8), whether
+	// the level came from the default or from an operator's "dane" entry.
+	SourceDANE Source = "dane"
 )
 
 // Policy is one operator-set policy: a level and its attributes (§9.2 syntax,
@@ -57,8 +66,13 @@ type Policy struct {
 	// hex SHA-256 digests (colons optional) of the certificate or of its public key.
 	Match []string
 	// ServerName is the SNI to send: "hostname" (the MX host), "nexthop", or a literal
-	// name; "" sends SNI only where the level verifies names.
+	// name; "" sends SNI only where the level verifies names. DANE ignores it and sends
+	// the TLSA base domain (DANE-24, PF-02).
 	ServerName string
+	// Audit, for dane and dane-only ("dane audit"), computes and logs the DANE decision
+	// but runs the session with the opportunistic requirement (RFC 7672 §9.1 ¶2,
+	// DANE-19): a way to see what enforcing DANE would do before enforcing it.
+	Audit bool
 }
 
 // ParsePolicy parses a policy value such as "secure match=.example.com:example.net".
@@ -74,6 +88,13 @@ func ParsePolicy(s string) (Policy, error) {
 		return Policy{}, fmt.Errorf("unknown security level %q", f[0])
 	}
 	for _, a := range f[1:] {
+		if strings.EqualFold(a, "audit") {
+			if p.Level != LevelDANE && p.Level != LevelDANEOnly {
+				return Policy{}, fmt.Errorf("audit applies only to levels dane and dane-only, not %s", p.Level)
+			}
+			p.Audit = true
+			continue
+		}
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || v == "" {
 			return Policy{}, fmt.Errorf("attribute %q: want name=value", a)
@@ -161,6 +182,17 @@ type Input struct {
 	// Roots verifies Web PKI chains (nil: the system pool).
 	Roots *x509.CertPool
 	Now   func() time.Time
+
+	// DANE performs the TLSA step for the host (dane.LookupHost) when a level needs it;
+	// it is called at most once per Decide and never for levels other than dane and
+	// dane-only, so that no TLSA query is made where none is wanted. The lookup is the
+	// caller's I/O, handed in as a value: Decide itself still does none. nil means DANE
+	// cannot apply to the host (an address literal, DANE-14).
+	DANE func() dane.Host
+	// DANEDest says how the host was reached, for the DANE-TA reference identifiers
+	// (DANE-22) and for half-DANE (DANE-07): MXSecure false means the MX RRset was not
+	// secure. An empty MXHost is taken from the field above.
+	DANEDest dane.Destination
 }
 
 // Decision is the requirement for one session.
@@ -170,9 +202,28 @@ type Decision struct {
 	Security smtpclient.Security
 	// Reason says in words why this is the requirement, for the log.
 	Reason string
-	// Defer, when non-nil, means no session may be attempted: the requirement cannot be
-	// met at all (dane-only without DANE support). The message is deferred with 4.7.5.
+	// Defer, when non-nil, means no session may be attempted with this host: the
+	// requirement cannot be met (dane-only without DANE), or the host is unreachable
+	// because its TLSA lookup failed (DANE-04). Delivery tries the next host and in the
+	// end defers with 4.7.5; it never falls back to a weaker requirement.
 	Defer error
+
+	// DANE is the outcome of the host's TLSA step, when one was made (levels dane and
+	// dane-only, audit included); nil otherwise, as for an address literal.
+	DANE *dane.Host
+	// HalfDANE is set when the TLSA records of the host decide although its MX RRset is
+	// insecure (DANE-07): the MX host name is then the only reference identifier, and a
+	// success is not secure delivery to the next-hop domain. Reason starts "half-dane:".
+	// (An audit decision authenticates nothing, so it is never half-DANE; its Reason
+	// says what half-DANE would have required.)
+	HalfDANE bool
+	// Audit is set for an audit policy: DANE was evaluated, and Reason says what it would
+	// have done, but Security is the opportunistic requirement (DANE-19).
+	Audit bool
+	// Result receives, during the handshake, what the DANE check of the peer found. It is
+	// set whenever Security.Verify (or, in audit mode, the logging check) matches TLSA
+	// records, and nil otherwise.
+	Result *DANEResult
 }
 
 // RequiresTLS reports whether the decision forbids plaintext.
@@ -207,15 +258,8 @@ func Decide(in Input) Decision {
 		d.Security = smtpclient.Security{Mode: smtpclient.TLSDisabled}
 	case LevelMay:
 		d.Security = smtpclient.Security{Mode: smtpclient.TLSOpportunistic, ServerName: serverName(pol, in, "")}
-	case LevelDANE:
-		// Without DNSSEC support Postfix's "dane" degrades to "may" (§9.1); so does ours
-		// until DANE is implemented.
-		d.Level = LevelMay
-		d.Reason += "; dane not available yet, using may"
-		d.Security = smtpclient.Security{Mode: smtpclient.TLSOpportunistic, ServerName: serverName(pol, in, "")}
-	case LevelDANEOnly:
-		d.Defer = errors.New("dane-only policy, but DANE is not available")
-		d.Security = smtpclient.Security{Mode: smtpclient.TLSRequired}
+	case LevelDANE, LevelDANEOnly:
+		d = decideDANE(d, pol, in, now)
 	case LevelEncrypt:
 		d.Security = smtpclient.Security{Mode: smtpclient.TLSRequired, ServerName: serverName(pol, in, "")}
 	case LevelVerify, LevelSecure:

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"mxward/internal/dane"
 	"mxward/internal/smtpclient"
 )
 
@@ -152,7 +153,7 @@ func TestDecide(t *testing.T) {
 		{"fingerprint of public key", Table{"example.com": {Level: LevelFingerprint, Match: []string{hex.EncodeToString(keySum[:])}}}, "", smtpclient.TLSRequired, SourceLocal, "", false,
 			[]check{{selfSigned, "fingerprint"}, {expired, ""}}},
 		{"parent-domain policy applies", Table{".com": {Level: LevelEncrypt}}, "", smtpclient.TLSRequired, SourceLocal, "", false, nil},
-		{"dane degrades to may until DANE exists", Table{"example.com": {Level: LevelDANE}}, "", smtpclient.TLSOpportunistic, SourceLocal, "", false, nil},
+		{"dane without a TLSA lookup is may", Table{"example.com": {Level: LevelDANE}}, "", smtpclient.TLSOpportunistic, SourceLocal, "", false, nil},
 		{"dane-only defers", Table{"example.com": {Level: LevelDANEOnly}}, "", smtpclient.TLSRequired, SourceLocal, "", true, nil},
 		{"servername attribute", Table{"example.com": {Level: LevelEncrypt, ServerName: "nexthop"}}, "", smtpclient.TLSRequired, SourceLocal, "example.com", false, nil},
 	}
@@ -194,7 +195,7 @@ func TestDecideLiteral(t *testing.T) {
 }
 
 func FuzzParsePolicy(f *testing.F) {
-	for _, s := range []string{"may", "secure match=.a.b:c", "fingerprint match=" + strings.Repeat("0", 64), "verify servername=hostname"} {
+	for _, s := range []string{"may", "secure match=.a.b:c", "fingerprint match=" + strings.Repeat("0", 64), "verify servername=hostname", "dane audit", "dane-only,audit"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -205,6 +206,10 @@ func FuzzParsePolicy(f *testing.F) {
 		if !validLevel(p.Level) {
 			t.Fatalf("invalid level accepted: %q", p.Level)
 		}
-		Decide(Input{NextHop: "example.com", MXHost: "mx.example.com", Table: Table{"example.com": p}})
+		d := Decide(Input{NextHop: "example.com", MXHost: "mx.example.com", Table: Table{"example.com": p},
+			DANE: func() dane.Host { return dane.Host{Outcome: dane.Unreachable, Reason: "lookup failed"} }})
+		if d.Security.Mode != smtpclient.TLSRequired && d.Defer != nil {
+			t.Fatalf("%q: a deferral that would allow plaintext: %+v", s, d)
+		}
 	})
 }
