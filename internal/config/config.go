@@ -263,7 +263,7 @@ func defaults() *Config {
 		Admin: Admin{Address: "127.0.0.1:9425"},
 		DNS:   DNS{Mode: DNSValidate},
 		Delivery: Outbound{
-			TLSLevel:                 "may",
+			TLSLevel:                 "dane",
 			MaxConnections:           100,
 			MaxConnectionsPerDomain:  10,
 			MaxMessagesPerConnection: 50,

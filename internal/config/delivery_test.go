@@ -32,7 +32,7 @@ func TestDeliveryValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Delivery.TLSPolicy["example.com"] != "secure match=.example.com" || c.Delivery.TLSPolicy[".example.net"] != "encrypt" ||
-		c.Delivery.Transport["partner.example"] != "[127.0.0.1]:2525" || c.Delivery.TLSLevel != "may" {
+		c.Delivery.Transport["partner.example"] != "[127.0.0.1]:2525" || c.Delivery.TLSLevel != "dane" {
 		t.Errorf("delivery: %+v", c.Delivery)
 	}
 }

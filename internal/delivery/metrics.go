@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer, qs QueueStatser) *Metrics {
 	m := &Metrics{
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxward_deliveries_total",
-			Help: "Delivery attempts per recipient, by result (delivered, deferred, bounced), policy source and TLS level (none, untrusted, verified).",
+			Help: "Delivery attempts per recipient, by result (delivered, deferred, bounced), policy source and TLS level (none, untrusted, trusted for half-DANE, verified).",
 		}, []string{"result", "policy", "tls"}),
 		ConnErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxward_connection_errors_total",

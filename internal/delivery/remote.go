@@ -2,12 +2,14 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +27,9 @@ type Hop struct {
 	Literal bool // the next hop is an address literal: no names to verify
 	// Auth is the login for this hop (the smarthost's), sent only over TLS.
 	Auth *smtpclient.Credentials
+	// DANE is what the host's TLSA step needs; nil when DANE cannot apply (an address
+	// literal, DANE-14, or a router that knows no DNS).
+	DANE *HopDANE
 }
 
 // RouteError is a failure to find where a domain's mail goes.
@@ -61,6 +66,9 @@ type Remote struct {
 	DefaultLevel tlspolicy.Level
 	Policies     tlspolicy.Table
 	Roots        *x509.CertPool // nil: system roots
+	// DANEDigests is the digest preference for TLSA digest agility (RFC 7671 §9,
+	// DANE-17), strongest first; nil means dane.DefaultDigests().
+	DANEDigests []uint8
 
 	Retry        Retry
 	DelayWarning time.Duration // 0: no delayed DSNs
@@ -438,6 +446,9 @@ type session struct {
 	ip       netip.Addr
 	decision tlspolicy.Decision
 	sent     int
+	// cs is the session's TLS handshake, which the requirement of each further message
+	// is checked against before the session carries it; nil without TLS.
+	cs *tls.ConnectionState
 }
 
 func (s *session) close(ctx context.Context, r *Remote) {
@@ -531,22 +542,38 @@ func routeReply(e *RouteError) string {
 }
 
 // transfer walks the hops and addresses until a session takes the message.
+//
+// Each hop gets its own requirement, with the TLSA step taken lazily for the levels
+// that need it (RFC 7672 §2.2). A hop whose requirement cannot be met (a failed TLSA
+// lookup, DANE-04; dane-only without DANE, DANE-26) is skipped for the next one, and
+// when none is left the message is deferred with 4.7.5 and the last reason, never
+// bounced (decision 14.7) and never sent with less protection.
 func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Hop, s *session) (map[string]rcptOutcome, *session, attempt) {
 	env := &j.msg.Envelope
 	var at attempt
-	// A kept session is reused only for the same destination and requirement
-	// ("never reusing a session for a message that needs a stronger TLS level").
+	ts := &tlsaSteps{r: r, ctx: ctx}
+	// A kept session is reused only for the same destination and only when it meets
+	// the message's requirement as decided now ("never reusing a session for a message
+	// that needs a stronger TLS level").
 	if s != nil {
-		if s.c.Usable() && s.sent < r.MaxPerConn && (!env.RequireTLS || s.c.TLS().Level == "verified") {
-			at = attempt{hop: s.hop, ip: s.ip, decision: s.decision, tls: s.c.TLS()}
-			res, ok := r.send(ctx, s.c, j, &at)
-			s.sent++
-			if ok {
-				if !s.c.Usable() || s.sent >= r.MaxPerConn {
-					s.close(ctx, r)
-					s = nil
+		// The session's host is judged as the route has it now: a host that is no longer
+		// an exchanger of the destination carries nothing more.
+		h, routed := sameHost(hops, s.hop, s.ip)
+		if routed && s.c.Usable() && s.sent < r.MaxPerConn {
+			need := r.decide(nextHop, h, ts)
+			if info, ok := satisfies(need, s, env.RequireTLS); ok {
+				s.hop = h
+				at = attempt{hop: h, ip: s.ip, decision: need, tls: info, reason: daneReason(need, info)}
+				res, ok := r.send(ctx, s.c, j, &at)
+				s.sent++
+				if ok {
+					s.decision = need
+					if !s.c.Usable() || s.sent >= r.MaxPerConn {
+						s.close(ctx, r)
+						s = nil
+					}
+					return res, s, at
 				}
-				return res, s, at
 			}
 		}
 		s.close(ctx, r)
@@ -554,31 +581,28 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 	}
 
 	for _, h := range hops {
-		r.mu.Lock()
-		def, table := r.DefaultLevel, r.Policies
-		r.mu.Unlock()
-		in := tlspolicy.Input{NextHop: nextHop, MXHost: h.Name, Literal: h.Literal, Default: def,
-			Table: table, Roots: r.Roots, Now: r.Now}
-		d := tlspolicy.Decide(in)
+		d := r.decide(nextHop, h, ts)
 		at.hop, at.decision = h, d
 		if d.Defer != nil {
-			at.err, at.reason, at.tempCode = d.Defer, "policy_unsatisfiable", "4.7.5"
+			at.ip, at.tls = netip.Addr{}, smtpclient.TLSInfo{}
+			at.err, at.reason, at.tempCode = d.Defer, deferWord(d), "4.7.5"
 			continue
 		}
 		for _, ip := range h.Addrs {
 			// What an earlier address achieved must not be logged for this one.
 			at.ip, at.tls, at.reason, at.tempCode = ip, smtpclient.TLSInfo{}, "", ""
-			c, err := r.connect(ctx, h, ip, d.Security)
+			var cs *tls.ConnectionState
+			c, err := r.connect(ctx, h, ip, capture(d.Security, &cs))
 			if err != nil {
 				var te *smtpclient.TLSError
-				if errors.As(err, &te) && te.Reason == smtpclient.ReasonHandshake && d.Security.Mode == smtpclient.TLSOpportunistic &&
+				if errors.As(err, &te) && te.Reason == smtpclient.ReasonHandshake && plaintextRetryAllowed(d) &&
 					r.Now().Sub(env.ReceivedAt) >= r.Retry.withDefaults().First {
 					// Postfix's rule for "may" (§9.1, §11.12): after a failed handshake,
 					// retry in plaintext, but only for a message that has already waited
 					// a retry interval, so a transient TLS fault does not cost privacy.
 					r.Log.Info("tls handshake failed, retrying without TLS", "queue_id", string(j.key.id), "mx", h.Name, "ip", ip.String(), "error", err)
 					plain := d.Security
-					plain.Mode = smtpclient.TLSDisabled
+					plain.Mode, plain.Verify, cs = smtpclient.TLSDisabled, nil, nil
 					c, err = r.connect(ctx, h, ip, plain)
 					if err == nil {
 						at.reason = "tls handshake failed; plaintext fallback"
@@ -590,12 +614,18 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 					if r.Metrics != nil {
 						r.Metrics.ConnErrors.WithLabelValues(at.reason).Inc()
 					}
+					if d.DANE != nil {
+						at.reason = daneFailure(at.reason, err)
+					}
 					continue
 				}
 			}
-			at.tls = c.TLS()
+			at.tls = trustOf(d, c.TLS())
+			if dr := daneReason(d, at.tls); dr != "" && at.reason == "" {
+				at.reason = dr
+			}
 			res, ok := r.send(ctx, c, j, &at)
-			ns := &session{c: c, hop: h, ip: ip, decision: d, sent: 1}
+			ns := &session{c: c, hop: h, ip: ip, decision: d, sent: 1, cs: cs}
 			if ok {
 				if !c.Usable() || ns.sent >= r.MaxPerConn {
 					ns.close(ctx, r)
@@ -621,6 +651,28 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 	return allRcpts(j.rcpts, rcptOutcome{reply: "451 " + code + " " + msg}), nil, at
 }
 
+// sameHost finds the hop of hops that names the same host and port as h, with ip still
+// among its addresses.
+func sameHost(hops []Hop, h Hop, ip netip.Addr) (Hop, bool) {
+	for _, x := range hops {
+		if x.Name == h.Name && x.Port == h.Port && x.Literal == h.Literal && slices.Contains(x.Addrs, ip) {
+			return x, true
+		}
+	}
+	return Hop{}, false
+}
+
+// plaintextRetryAllowed reports whether a failed handshake may be followed by a
+// plaintext session: only for opportunistic TLS that no TLSA record asked for. A DANE
+// host, even one whose records are all unusable, has promised STARTTLS (DANE-18), and
+// its failures are never a reason for plaintext (DANE-04, RFC 7672 §2.2).
+func plaintextRetryAllowed(d tlspolicy.Decision) bool {
+	if d.Security.Mode != smtpclient.TLSOpportunistic || d.Source == tlspolicy.SourceDANE {
+		return false
+	}
+	return d.DANE == nil || d.Audit || !d.DANE.TLSRequired()
+}
+
 // connect opens a session to one address, holding a global connection slot.
 func (r *Remote) connect(ctx context.Context, h Hop, ip netip.Addr, sec smtpclient.Security) (*smtpclient.Client, error) {
 	select {
@@ -628,10 +680,7 @@ func (r *Remote) connect(ctx context.Context, h Hop, ip netip.Addr, sec smtpclie
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	port := h.Port
-	if port == 0 {
-		port = r.Port
-	}
+	port := r.port(h)
 	c, err := smtpclient.Dial(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), smtpclient.Options{
 		Hostname: r.Hostname, Security: sec, Timeouts: r.Timeouts, Logger: r.Log, Auth: h.Auth,
 	})

@@ -155,7 +155,9 @@ func (h *remoteHarness) openStore() {
 // that the injected clock and a jitter of 0.5 make exact.
 func (h *remoteHarness) newRemote(port int) *Remote {
 	h.t.Helper()
-	res, err := dns.NewClient(dns.Config{Servers: []string{h.dns.Addr}, Timeout: time.Second,
+	// A generous timeout: on a loaded machine a reply from the in-process server can
+	// take a second, and no test here relies on DNS timing out.
+	res, err := dns.NewClient(dns.Config{Servers: []string{h.dns.Addr}, Timeout: 3 * time.Second,
 		Attempts: 1, CacheSize: -1})
 	if err != nil {
 		h.t.Fatalf("dns client: %v", err)
@@ -555,6 +557,8 @@ type receiverConfig struct {
 	slow          time.Duration // pause before reading each MAIL, to make sessions overlap
 	minTLS        uint16        // TLS versions the receiver accepts; 0: Go's defaults
 	maxTLS        uint16
+	addr          string                     // listen address; "": 127.0.0.1 on a free port
+	onHello       func(*tls.ClientHelloInfo) // sees each ClientHello (SNI)
 }
 
 func startReceiver(t *testing.T, cfg receiverConfig) *receiver {
@@ -582,10 +586,20 @@ func startReceiver(t *testing.T, cfg receiverConfig) *receiver {
 	mode := smtpserver.TLSNone
 	if cfg.cert != nil {
 		scfg.TLS = &tls.Config{Certificates: []tls.Certificate{*cfg.cert}, MinVersion: cfg.minTLS, MaxVersion: cfg.maxTLS}
+		if cfg.onHello != nil {
+			scfg.TLS.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+				cfg.onHello(hi)
+				return nil, nil
+			}
+		}
 		mode = smtpserver.TLSStartTLS
 	}
 	srv := smtpserver.New(scfg, st, slog.New(slog.DiscardHandler))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := cfg.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

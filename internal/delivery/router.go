@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"mxward/internal/dane"
 	"mxward/internal/dns"
 	"mxward/internal/route"
 	"mxward/internal/smtp"
@@ -44,9 +45,37 @@ func DNSRouter(r dns.Resolver, opts route.Options) Router {
 		}
 		hops := make([]Hop, 0, len(rt.Hosts))
 		for _, h := range rt.Hosts {
-			hops = append(hops, Hop{Name: h.Name, Addrs: h.Addrs, Port: int(rt.Port), Literal: rt.Literal})
+			hop := Hop{Name: h.Name, Addrs: h.Addrs, Port: int(rt.Port), Literal: rt.Literal}
+			if !rt.Literal {
+				hop.DANE = hopDANE(r, rt, h)
+			}
+			hops = append(hops, hop)
 		}
 		return nextHop, hops, nil
+	}
+}
+
+// hopDANE collects what the TLSA step needs for one host of a route (RFC 7672 §2.2):
+// the MX status, the host's address answer and the next-hop names. An address literal,
+// as a destination or as a configured next hop, gets none (DANE-14).
+func hopDANE(r dns.Resolver, rt *route.Route, h route.Host) *HopDANE {
+	next := rt.Nexthop
+	if next == "" {
+		next = rt.Domain
+	}
+	expanded := rt.Canonical
+	if rt.Implicit {
+		// For an implicit MX the next hop is the host, and its expansion is what the
+		// address lookup found (DANE-22).
+		expanded = h.Address.Canonical
+	}
+	return &HopDANE{
+		Resolver: r,
+		Address:  dns.IPResult{Answer: h.Address},
+		Dest: dane.Destination{
+			NextHop: next, NextHopExpanded: expanded, MXSecure: h.MXStatus == dns.Secure,
+			ImplicitMX: rt.Implicit, MXHost: h.Name,
+		},
 	}
 }
 
