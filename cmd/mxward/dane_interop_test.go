@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,93 +72,266 @@ func (in *instance) waitDeferred(rcpt, want string) map[string]any {
 	return rec
 }
 
+// stripSTARTTLS is a man in the middle on loopback: it relays SMTP to upstream but
+// deletes STARTTLS from every EHLO reply, the downgrade that opportunistic TLS cannot
+// notice. It returns its port.
+func stripSTARTTLS(t *testing.T, upstream string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.DialTimeout("tcp", upstream, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				r := bufio.NewReader(u)
+				var reply []string
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					reply = append(reply, line)
+					if len(line) >= 4 && line[3] == '-' {
+						continue // more lines of this reply follow
+					}
+					var out []string
+					for _, l := range reply {
+						if !strings.Contains(strings.ToUpper(l), "STARTTLS") {
+							out = append(out, l)
+						}
+					}
+					if n := len(out); n > 0 && len(out[n-1]) >= 4 {
+						out[n-1] = out[n-1][:3] + " " + out[n-1][4:]
+					}
+					if _, err := io.WriteString(c, strings.Join(out, "")); err != nil {
+						return
+					}
+					reply = reply[:0]
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// forgeMX answers MX questions for the zone with an unsigned MX naming target: what an
+// attacker on the path, or a poisoned cache, hands a sender for a signed domain.
+func forgeMX(target string) dnslab.Rewrite {
+	return func(_ context.Context, req, resp *mdns.Msg, _ dnslab.Upstream) {
+		q := req.Question[0]
+		if q.Qtype != mdns.TypeMX {
+			return
+		}
+		resp.Rcode = mdns.RcodeSuccess
+		resp.Answer = []mdns.RR{&mdns.MX{Hdr: mdns.RR_Header{Name: q.Name, Rrtype: mdns.TypeMX, Class: mdns.ClassINET, Ttl: 300},
+			Preference: 10, Mx: target}}
+		resp.Ns = nil
+	}
+}
+
 // TestDANEWithPostfix: mxward delivers over the DNSSEC lab (zones signed by the real
-// signers, NSD, Unbound) to real Postfix receivers, in both DNS modes. A destination
-// whose TLSA record matches Postfix's key gets an authenticated session (DANE-20); a
-// wrong digest, a receiver without STARTTLS behind a TLSA record and a bogus zone are
-// deferred with nothing sent (DANE-04, DANE-18, DANE-03); an unsigned domain gets
-// opportunistic TLS.
+// signers, NSD, Unbound) to real Postfix receivers, in both DNS modes, through every
+// outcome of RFC 7672 that a receiver can show. Authenticated sessions for DANE-EE in
+// all its forms (whatever the certificate's name, DANE-20) and for DANE-TA with the
+// right name (DANE-21); deferral with nothing sent for a wrong digest, a wrong DANE-TA
+// name, a bogus TLSA RRset, a receiver without STARTTLS behind TLSA records, STARTTLS
+// stripped by a man in the middle, a bogus zone, and a forged unsigned MX for a signed
+// domain pointing at an attacker with a CA-issued certificate (DANE-03, DANE-04,
+// DANE-18); TLS without authentication when every record is unusable (DANE-18);
+// opportunistic TLS where DANE does not apply (DANE-10, DANE-13); half-DANE over an
+// insecure MX (DANE-07); CNAME'd and implicit MX hosts (DANE-11); the next MX when the
+// first refuses connections, never a reordering by security (DANE-08).
 func TestDANEWithPostfix(t *testing.T) {
 	testpeer.RequireTool(t, testpeer.PostfixPath)
-	domains := []string{"good.test", "wrong.test", "plain.test", "expired.test"}
-	pf := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.good.test", Deliver: true,
-		Domains: domains, ServerTLS: true})
+	// Receivers: one with a self-signed key (DANE-EE), one with a certificate from a
+	// private CA for mx.ta.test (DANE-TA), one without STARTTLS, and a stripper in
+	// front of the first.
+	ee := []string{"good.test", "misnamed.test", "full.test", "cert.test", "sha512.test", "rollover.test",
+		"pkix.test", "notlsa.test", "wrong.test", "bogustlsa.test", "expired.test", "plain.test",
+		"insecuremx.test", "cname.test", "implicit.test", "firstdown.test", "unsignedhost.test", "stripped.test"}
+	pf := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.good.test", Deliver: true, Domains: ee, ServerTLS: true})
+	ca, err := testpeer.NewCA("mxward lab CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := ca.Issue([]string{"mx.ta.test", "mx.attacker.test"}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taDomains := []string{"ta.test", "tawrongname.test", "forged.test"}
+	pfCA := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.ta.test", Deliver: true, Domains: taDomains,
+		ServerTLS: true, Cert: caCert})
 	pfPlain := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.nostarttls.test", Deliver: true,
 		Domains: []string{"nostarttls.test"}})
-	port, plainPort := pf.Port(), pfPlain.Port()
+	port, caPort, plainPort := pf.Port(), pfCA.Port(), pfPlain.Port()
+	stripPort := stripSTARTTLS(t, pf.Addr())
+
+	leafDER, _ := pem.Decode(pf.Cert().CertPEM)
+	sum256 := sha256.Sum256(leafDER.Bytes)
+	sum512 := sha512.Sum512(mustSPKI(t, pf.Cert()))
+	caSum := sha256.Sum256(ca.Cert.Raw)
 	digest := spkiSHA256(t, pf.Cert())
-	mail := func(port int, tlsa string) []string {
-		recs := []string{"@ MX 10 mx", "mx A 127.0.0.1"}
-		if tlsa != "" {
-			recs = append(recs, fmt.Sprintf("_%d._tcp.mx TLSA %s", port, tlsa))
+	tlsa := func(port int, owner string, recs ...string) []string {
+		var out []string
+		for _, r := range recs {
+			out = append(out, fmt.Sprintf("_%d._tcp.%s TLSA %s", port, owner, r))
 		}
-		return recs
+		return out
+	}
+	mail := func(port int, recs ...string) []string {
+		return append([]string{"@ MX 10 mx", "mx A 127.0.0.1"}, tlsa(port, "mx", recs...)...)
+	}
+	zone := func(name string, alg uint8, records []string) dnslab.Zone {
+		signer, denial := dnslab.LDNS, dnslab.NSEC
+		if len(name)%2 == 0 {
+			signer, denial = dnslab.BIND, dnslab.NSEC3
+		}
+		return dnslab.Zone{Name: name, Signer: signer, Algorithm: alg, Denial: denial, Records: records}
 	}
 	zones := []dnslab.Zone{
 		{Name: ".", Signer: dnslab.LDNS, Algorithm: mdns.RSASHA256, Denial: dnslab.NSEC},
 		{Name: "test.", Signer: dnslab.BIND, Algorithm: mdns.ECDSAP256SHA256, Denial: dnslab.NSEC3},
-		{Name: "good.test.", Signer: dnslab.LDNS, Algorithm: mdns.ECDSAP256SHA256, Denial: dnslab.NSEC,
-			Records: mail(port, "3 1 1 "+digest)},
-		{Name: "wrong.test.", Signer: dnslab.BIND, Algorithm: mdns.ED25519, Denial: dnslab.NSEC3,
-			Records: mail(port, "3 1 1 "+strings.Repeat("ab", 32))},
-		{Name: "nostarttls.test.", Signer: dnslab.LDNS, Algorithm: mdns.ECDSAP384SHA384, Denial: dnslab.NSEC,
-			Records: mail(plainPort, "3 1 1 "+digest)},
-		{Name: "plain.test.", Unsigned: true, Records: mail(port, "")},
+		zone("good.test.", mdns.ECDSAP256SHA256, mail(port, "3 1 1 "+digest)),
+		zone("misnamed.test.", mdns.ED25519, mail(port, "3 1 1 "+digest)),
+		zone("full.test.", mdns.RSASHA256, mail(port, "3 1 0 "+hex.EncodeToString(mustSPKI(t, pf.Cert())))),
+		zone("cert.test.", mdns.ECDSAP384SHA384, mail(port, "3 0 1 "+hex.EncodeToString(sum256[:]))),
+		zone("sha512.test.", mdns.RSASHA512, mail(port, "3 1 2 "+hex.EncodeToString(sum512[:]))),
+		zone("rollover.test.", mdns.ECDSAP256SHA256, mail(port, "3 1 1 "+strings.Repeat("cd", 32), "3 1 1 "+digest)),
+		zone("pkix.test.", mdns.ECDSAP256SHA256, mail(port, "1 1 1 "+digest)),
+		zone("notlsa.test.", mdns.ECDSAP256SHA256, mail(port)),
+		zone("wrong.test.", mdns.ED25519, mail(port, "3 1 1 "+strings.Repeat("ab", 32))),
+		zone("nostarttls.test.", mdns.ECDSAP384SHA384, mail(plainPort, "3 1 1 "+digest)),
+		zone("stripped.test.", mdns.ECDSAP256SHA256, mail(stripPort, "3 1 1 "+digest)),
+		zone("ta.test.", mdns.ECDSAP256SHA256, mail(caPort, "2 0 1 "+hex.EncodeToString(caSum[:]))),
+		zone("tawrongname.test.", mdns.ECDSAP256SHA256, mail(caPort, "2 0 1 "+hex.EncodeToString(caSum[:]))),
+		zone("cname.test.", mdns.ECDSAP256SHA256, []string{"@ MX 10 mx", "mx CNAME mx.good.test."}),
+		zone("implicit.test.", mdns.ECDSAP256SHA256, append([]string{"@ A 127.0.0.1"}, tlsa(port, "implicit.test.", "3 1 1 "+digest)...)),
+		zone("firstdown.test.", mdns.ECDSAP256SHA256, append([]string{"@ MX 10 down", "@ MX 20 mx", "down A 127.0.0.2", "mx A 127.0.0.1"},
+			append(tlsa(port, "down", "3 1 1 "+digest), tlsa(port, "mx", "3 1 1 "+digest)...)...)),
+		zone("unsignedhost.test.", mdns.ECDSAP256SHA256, []string{"@ MX 10 mx.plain.test."}),
+		zone("attacker.test.", mdns.ECDSAP256SHA256, []string{"mx A 127.0.0.1"}),
+		{Name: "plain.test.", Unsigned: true, Records: append(mail(port), tlsa(port, "mx", "3 1 1 "+strings.Repeat("ef", 32))...)},
+		{Name: "insecuremx.test.", Unsigned: true, Records: []string{"@ MX 10 mx.good.test."}},
+		{Name: "bogustlsa.test.", Signer: dnslab.BIND, Algorithm: mdns.ECDSAP256SHA256, Denial: dnslab.NSEC,
+			Records: mail(port, "3 1 1 "+digest), Break: dnslab.Break{CorruptSig: fmt.Sprintf("_%d._tcp.mx.bogustlsa.test. TLSA", port)}},
 		{Name: "expired.test.", Signer: dnslab.BIND, Algorithm: mdns.ECDSAP256SHA256, Denial: dnslab.NSEC,
 			Records: mail(port, "3 1 1 "+digest), Break: dnslab.Break{ExpiredSigs: true}},
+		{Name: "forged.test.", Signer: dnslab.LDNS, Algorithm: mdns.ECDSAP256SHA256, Denial: dnslab.NSEC,
+			Records: mail(caPort, "3 1 1 "+digest), Rewrite: forgeMX("mx.attacker.test.")},
 	}
 	lab := dnslab.Start(t, zones, dnslab.Options{})
+
+	// Each destination is reached on its receiver's port: the TLSA records above name
+	// the port actually connected to (DANE-12).
 	transports := "\n[delivery.transport]\n"
-	for _, d := range domains {
-		transports += fmt.Sprintf("%q = \"%s:%d\"\n", d, d, port)
+	for _, d := range ee {
+		p := port
+		if d == "stripped.test" {
+			p = stripPort
+		}
+		transports += fmt.Sprintf("%q = \"%s:%d\"\n", d, d, p)
+	}
+	for _, d := range taDomains {
+		transports += fmt.Sprintf("%q = \"%s:%d\"\n", d, d, caPort)
 	}
 	transports += fmt.Sprintf("\"nostarttls.test\" = \"nostarttls.test:%d\"\n", plainPort)
+
+	type want struct {
+		result, policy, tls, auth string
+		reply                     string // for deferrals: a substring of the reply
+	}
+	wants := map[string]want{
+		"good.test":         {"delivered", "dane", "verified", "dane-ee", ""},
+		"misnamed.test":     {"delivered", "dane", "verified", "dane-ee", ""},
+		"full.test":         {"delivered", "dane", "verified", "dane-ee", ""},
+		"cert.test":         {"delivered", "dane", "verified", "dane-ee", ""},
+		"sha512.test":       {"delivered", "dane", "verified", "dane-ee", ""},
+		"rollover.test":     {"delivered", "dane", "verified", "dane-ee", ""},
+		"ta.test":           {"delivered", "dane", "verified", "dane-ta", ""},
+		"cname.test":        {"delivered", "dane", "verified", "dane-ee", ""},
+		"implicit.test":     {"delivered", "dane", "verified", "dane-ee", ""},
+		"firstdown.test":    {"delivered", "dane", "verified", "dane-ee", ""},
+		"pkix.test":         {"delivered", "dane", "untrusted", "none", ""},
+		"insecuremx.test":   {"delivered", "dane", "trusted", "dane-ee", ""},
+		"notlsa.test":       {"delivered", "opportunistic", "untrusted", "none", ""},
+		"plain.test":        {"delivered", "opportunistic", "untrusted", "none", ""},
+		"unsignedhost.test": {"delivered", "opportunistic", "untrusted", "none", ""},
+		"wrong.test":        {"deferred", "", "", "", "4.7.5"},
+		"tawrongname.test":  {"deferred", "", "", "", "4.7.5"},
+		"bogustlsa.test":    {"deferred", "", "", "", "4.7.5"},
+		"nostarttls.test":   {"deferred", "", "", "", "4.7."},
+		"stripped.test":     {"deferred", "", "", "", "4.7."},
+		"expired.test":      {"deferred", "", "", "", ""},
+		"forged.test":       {"deferred", "", "", "", ""},
+	}
+	receiver := func(d string) *testpeer.Postfix {
+		switch {
+		case d == "nostarttls.test":
+			return pfPlain
+		case slices.Contains(taDomains, d):
+			return pfCA
+		}
+		return pf
+	}
 
 	for i, mode := range []string{"validate", "trust-ad"} {
 		t.Run(mode, func(t *testing.T) {
 			in := startInstanceDNS(t, fmt.Sprintf("mode = %q\nresolvers = [%q]\ntrust_anchor_file = %q", mode, lab.Resolver, lab.AnchorFile()),
-				"tls_level = \"dane\"\nretry_first = \"1h\"\n"+transports)
-			send := func(rcpt string) {
-				out, err := in.mxward("Subject: dane\n\nHello.\n", "sendmail", "-f", "alice@example.test", rcpt)
-				if err != nil {
-					t.Fatalf("sendmail %s: %v %s", rcpt, err, out)
-				}
-			}
+				"retry_first = \"1h\"\nconnect_timeout = \"5s\"\n"+transports)
 			user := fmt.Sprintf("u%d", i)
-			for _, d := range append(domains, "nostarttls.test") {
-				send(user + "@" + d)
-			}
-
-			// DANE-EE 3 1 1 matching Postfix's key: authenticated, whatever the
-			// self-signed certificate's name (DANE-20).
-			rec := in.deliveryRecord(user+"@good.test", "delivered")
-			if rec["policy"] != "dane" || rec["tls"] != "verified" || rec["auth"] != "dane-ee" {
-				t.Errorf("good.test: %v", rec)
-			}
-			pf.WaitMaildir(t, user+"@good.test", 1, 30*time.Second)
-
-			// An unsigned domain: opportunistic TLS, not DANE.
-			rec = in.deliveryRecord(user+"@plain.test", "delivered")
-			if rec["policy"] != "opportunistic" || rec["tls"] != "untrusted" {
-				t.Errorf("plain.test: %v", rec)
-			}
-
-			// A digest that matches nothing: deferred with 4.7.5, never delivered.
-			in.waitDeferred(user+"@wrong.test", "4.7.5")
-			// TLSA published but no STARTTLS: deferred, never plaintext (DANE-18).
-			in.waitDeferred(user+"@nostarttls.test", "4.7.")
-			// A zone whose signatures expired: bogus, deferred (DANE-03).
-			in.deliveryRecord(user+"@expired.test", "deferred")
-
-			time.Sleep(500 * time.Millisecond)
-			for _, rcpt := range []string{user + "@wrong.test", user + "@expired.test"} {
-				if n := len(pf.Maildir(t, rcpt)); n != 0 {
-					t.Errorf("%s: %d messages reached the receiver", rcpt, n)
+			for d := range wants {
+				out, err := in.mxward("Subject: dane\n\nHello.\n", "sendmail", "-f", "alice@example.test", user+"@"+d)
+				if err != nil {
+					t.Fatalf("sendmail %s: %v %s", d, err, out)
 				}
 			}
-			if n := len(pfPlain.Maildir(t, user+"@nostarttls.test")); n != 0 {
-				t.Errorf("nostarttls.test: %d messages sent in plaintext", n)
+			for d, w := range wants {
+				rcpt := user + "@" + d
+				rec := in.deliveryRecord(rcpt, w.result)
+				t.Logf("%-18s %-9s policy=%v tls=%v auth=%v reason=%q reply=%q", d, w.result, rec["policy"], rec["tls"], rec["auth"], rec["reason"], rec["reply"])
+				if w.result == "delivered" {
+					if rec["policy"] != w.policy || rec["tls"] != w.tls || rec["auth"] != w.auth {
+						t.Errorf("%s: policy %v tls %v auth %v (reason %q); want %s %s %s",
+							d, rec["policy"], rec["tls"], rec["auth"], rec["reason"], w.policy, w.tls, w.auth)
+					}
+					receiver(d).WaitMaildir(t, rcpt, 1, 30*time.Second)
+					continue
+				}
+				if !strings.Contains(fmt.Sprint(rec["reply"]), w.reply) {
+					t.Errorf("%s: deferred with %q (reason %q), want %q", d, rec["reply"], rec["reason"], w.reply)
+				}
+			}
+			// Nothing deferred ever reached a receiver, in TLS or in plaintext.
+			for d, w := range wants {
+				if w.result == "deferred" {
+					if n := len(receiver(d).Maildir(t, user+"@"+d)); n != 0 {
+						t.Errorf("%s: deferred, yet %d messages reached the receiver", d, n)
+					}
+				}
 			}
 		})
 	}
+}
+
+func mustSPKI(t *testing.T, c *testpeer.Cert) []byte {
+	t.Helper()
+	b, _ := pem.Decode(c.CertPEM)
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert.RawSubjectPublicKeyInfo
 }

@@ -41,6 +41,9 @@ type PostfixOptions struct {
 	// ServerTLS makes smtpd offer STARTTLS with a certificate generated for
 	// Hostname; the certificate is available from Cert.
 	ServerTLS bool
+	// Cert, with ServerTLS, is the certificate (and chain, leaf first) to present
+	// instead of a generated self-signed one, e.g. one issued by a CA.
+	Cert *Cert
 
 	// MainCF overrides or adds main.cf parameters after the harness has set its
 	// own, for example {"smtpd_tls_security_level": "encrypt"}.

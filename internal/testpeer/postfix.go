@@ -149,8 +149,11 @@ func (p *Postfix) prepare() error {
 		}
 	}
 	if p.opts.ServerTLS {
-		if p.cert, err = NewCert(p.opts.Hostname); err != nil {
-			return err
+		p.cert = p.opts.Cert
+		if p.cert == nil {
+			if p.cert, err = NewCert(p.opts.Hostname); err != nil {
+				return err
+			}
 		}
 		if err := os.WriteFile(l.certFile, p.cert.CertPEM, 0o644); err != nil {
 			return fmt.Errorf("write server certificate: %w", err)
