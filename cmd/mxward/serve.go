@@ -25,6 +25,7 @@ import (
 
 	"mxward/internal/auth"
 	"mxward/internal/config"
+	"mxward/internal/dane"
 	"mxward/internal/delivery"
 	"mxward/internal/local"
 	"mxward/internal/route"
@@ -496,7 +497,12 @@ func newRemote(cfg *config.Config, resolver *resolver, store spool.Store, retry 
 		}
 		router = delivery.WithCredentials(router, viaSmarthost, creds)
 	}
+	digests, err := dane.ParseDigests(dc.DANEDigests)
+	if err != nil {
+		return nil, fmt.Errorf("delivery.dane_digests: %w", err)
+	}
 	return &delivery.Remote{
+		DANEDigests:  digests,
 		Store:        store,
 		Route:        router,
 		Hostname:     cfg.Hostname,

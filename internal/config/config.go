@@ -197,6 +197,9 @@ type Outbound struct {
 	AddressPreference string `toml:"address_preference"`
 	// AddressLimit is the most addresses tried per delivery attempt.
 	AddressLimit int `toml:"address_limit"`
+	// DANEDigests is the digest preference of DANE's digest agility, strongest first
+	// (RFC 7671 §9, DANE-17), as Postfix's tls_dane_digests: "sha512 sha256".
+	DANEDigests string `toml:"dane_digests"`
 	// ConnectTimeout bounds the TCP connect to one address.
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	// Smarthost, when set, receives all outbound mail: "[relay.example.net]:587" (no MX
@@ -273,6 +276,7 @@ func defaults() *Config {
 			DelayWarning:             Duration(4 * time.Hour),
 			AddressPreference:        "ipv6",
 			AddressLimit:             5,
+			DANEDigests:              "sha512 sha256",
 			ConnectTimeout:           Duration(30 * time.Second),
 		},
 	}

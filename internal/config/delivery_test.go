@@ -19,6 +19,7 @@ func TestDeliveryValidation(t *testing.T) {
 		{"[delivery]\nsmarthost_user = \"u\"\n", "delivery.smarthost_user: smarthost_user and smarthost_password_file go together"},
 		{"[delivery.tls_policy]\n\"example.com\" = \"secure\"\n\"bad..example\" = \"may\"\n", "x.toml:3: delivery.tls_policy.\"bad..example\":"},
 		{"[delivery.tls_policy]\n\"example.com\" = \"fingerprint match=zz\"\n", "x.toml:2: delivery.tls_policy.\"example.com\": match \"zz\" is not a SHA-256 digest"},
+		{"[delivery]\ndane_digests = \"sha1\"\n", "x.toml:2: delivery.dane_digests:"},
 		{"[delivery]\nmax_connections = 0\n", "x.toml:2: delivery.max_connections: must be between 1"},
 	}
 	for _, tt := range tests {

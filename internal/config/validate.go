@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"mxward/internal/dane"
 	"mxward/internal/tlspolicy"
 )
 
@@ -119,6 +120,9 @@ func (d *decoder) validateDelivery(dl *Outbound) {
 	case "ipv6", "ipv4", "ipv6-only", "ipv4-only":
 	default:
 		d.errorf("delivery.address_preference", "%q: use ipv6, ipv4, ipv6-only or ipv4-only", dl.AddressPreference)
+	}
+	if _, err := dane.ParseDigests(dl.DANEDigests); err != nil {
+		d.errorf("delivery.dane_digests", "%q: %v", dl.DANEDigests, err)
 	}
 	if (dl.SmarthostUser == "") != (dl.SmarthostPasswordFile == "") {
 		d.errorf("delivery.smarthost_user", "smarthost_user and smarthost_password_file go together")
