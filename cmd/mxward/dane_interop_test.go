@@ -161,7 +161,8 @@ func TestDANEWithPostfix(t *testing.T) {
 	// front of the first.
 	ee := []string{"good.test", "misnamed.test", "full.test", "cert.test", "sha512.test", "rollover.test",
 		"pkix.test", "notlsa.test", "wrong.test", "bogustlsa.test", "expired.test", "plain.test",
-		"insecuremx.test", "cname.test", "implicit.test", "firstdown.test", "unsignedhost.test", "stripped.test"}
+		"insecuremx.test", "cname.test", "implicit.test", "firstdown.test", "unsignedhost.test", "stripped.test",
+		"audit.test", "optout.test"}
 	pf := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.good.test", Deliver: true, Domains: ee, ServerTLS: true})
 	ca, err := testpeer.NewCA("mxward lab CA")
 	if err != nil {
@@ -176,7 +177,14 @@ func TestDANEWithPostfix(t *testing.T) {
 		ServerTLS: true, Cert: caCert})
 	pfPlain := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.nostarttls.test", Deliver: true,
 		Domains: []string{"nostarttls.test"}})
-	port, caPort, plainPort := pf.Port(), pfCA.Port(), pfPlain.Port()
+	// A certificate that expired yesterday: DANE-EE ignores its dates (DANE-20).
+	oldCert, err := ca.Issue([]string{"mx.expiredcert.test"}, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfOld := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.expiredcert.test", Deliver: true,
+		Domains: []string{"expiredcert.test"}, ServerTLS: true, Cert: oldCert})
+	port, caPort, plainPort, oldPort := pf.Port(), pfCA.Port(), pfPlain.Port(), pfOld.Port()
 	stripPort := stripSTARTTLS(t, pf.Addr())
 
 	leafDER, _ := pem.Decode(pf.Cert().CertPEM)
@@ -213,6 +221,9 @@ func TestDANEWithPostfix(t *testing.T) {
 		zone("pkix.test.", mdns.ECDSAP256SHA256, mail(port, "1 1 1 "+digest)),
 		zone("notlsa.test.", mdns.ECDSAP256SHA256, mail(port)),
 		zone("wrong.test.", mdns.ED25519, mail(port, "3 1 1 "+strings.Repeat("ab", 32))),
+		zone("audit.test.", mdns.ED25519, mail(port, "3 1 1 "+strings.Repeat("ab", 32))),
+		zone("optout.test.", mdns.ED25519, mail(port, "3 1 1 "+strings.Repeat("ab", 32))),
+		zone("expiredcert.test.", mdns.ECDSAP256SHA256, mail(oldPort, "3 1 1 "+hex.EncodeToString(sha256Of(mustSPKI(t, oldCert))))),
 		zone("nostarttls.test.", mdns.ECDSAP384SHA384, mail(plainPort, "3 1 1 "+digest)),
 		zone("stripped.test.", mdns.ECDSAP256SHA256, mail(stripPort, "3 1 1 "+digest)),
 		zone("ta.test.", mdns.ECDSAP256SHA256, mail(caPort, "2 0 1 "+hex.EncodeToString(caSum[:]))),
@@ -248,6 +259,10 @@ func TestDANEWithPostfix(t *testing.T) {
 		transports += fmt.Sprintf("%q = \"%s:%d\"\n", d, d, caPort)
 	}
 	transports += fmt.Sprintf("\"nostarttls.test\" = \"nostarttls.test:%d\"\n", plainPort)
+	transports += fmt.Sprintf("\"expiredcert.test\" = \"expiredcert.test:%d\"\n", oldPort)
+	// The operator's per-destination choices (DANE-19): audit logs what DANE would do
+	// and delivers; an explicit level opts a destination out of DANE altogether.
+	transports += "\n[delivery.tls_policy]\n\"audit.test\" = \"dane audit\"\n\"optout.test\" = \"may\"\n"
 
 	type want struct {
 		result, policy, tls, auth string
@@ -264,6 +279,9 @@ func TestDANEWithPostfix(t *testing.T) {
 		"cname.test":        {"delivered", "dane", "verified", "dane-ee", ""},
 		"implicit.test":     {"delivered", "dane", "verified", "dane-ee", ""},
 		"firstdown.test":    {"delivered", "dane", "verified", "dane-ee", ""},
+		"expiredcert.test":  {"delivered", "dane", "verified", "dane-ee", ""},
+		"audit.test":        {"delivered", "local", "untrusted", "none", ""},
+		"optout.test":       {"delivered", "local", "untrusted", "none", ""},
 		"pkix.test":         {"delivered", "dane", "untrusted", "none", ""},
 		"insecuremx.test":   {"delivered", "dane", "trusted", "dane-ee", ""},
 		"notlsa.test":       {"delivered", "opportunistic", "untrusted", "none", ""},
@@ -274,13 +292,15 @@ func TestDANEWithPostfix(t *testing.T) {
 		"bogustlsa.test":    {"deferred", "", "", "", "4.7.5"},
 		"nostarttls.test":   {"deferred", "", "", "", "4.7."},
 		"stripped.test":     {"deferred", "", "", "", "4.7."},
-		"expired.test":      {"deferred", "", "", "", ""},
-		"forged.test":       {"deferred", "", "", "", ""},
+		"expired.test":      {"deferred", "", "", "", "4.7.5"},
+		"forged.test":       {"deferred", "", "", "", "4.7.5"},
 	}
 	receiver := func(d string) *testpeer.Postfix {
 		switch {
 		case d == "nostarttls.test":
 			return pfPlain
+		case d == "expiredcert.test":
+			return pfOld
 		case slices.Contains(taDomains, d):
 			return pfCA
 		}
@@ -324,6 +344,11 @@ func TestDANEWithPostfix(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sha256Of(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }
 
 func mustSPKI(t *testing.T, c *testpeer.Cert) []byte {

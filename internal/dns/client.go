@@ -438,8 +438,14 @@ func checkResponse(req, resp *mdns.Msg, addr string) (*mdns.Msg, error) {
 			Err: fmt.Errorf("server %s: %w", addr, err)}
 	}
 	if reason := rcodeReason(resp.Rcode); reason != "" {
+		ede := edeOf(resp)
+		if reason == "servfail" && dnssecFailure(ede) {
+			// A validating resolver that says why (RFC 8914) lets a bogus answer be
+			// told from an unreachable server.
+			reason = "bogus"
+		}
 		return nil, &TemporaryError{Name: Normalize(q.Name), Type: mdns.TypeToString[q.Qtype], Reason: reason,
-			Err: fmt.Errorf("server %s answered %s", addr, rcodeString(resp.Rcode)), EDE: edeOf(resp)}
+			Err: fmt.Errorf("server %s answered %s", addr, rcodeString(resp.Rcode)), EDE: ede}
 	}
 	if isReferral(resp) {
 		// A server that does not recurse hands out referrals; taking one for NODATA

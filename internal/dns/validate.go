@@ -80,3 +80,14 @@ func edeOf(resp *mdns.Msg) []EDE {
 	}
 	return out
 }
+
+// dnssecFailure reports whether any of the errors is one RFC 8914 §4 assigns to DNSSEC
+// validation (codes 1 to 12).
+func dnssecFailure(ede []EDE) bool {
+	for _, e := range ede {
+		if e.Code >= mdns.ExtendedErrorCodeUnsupportedDNSKEYAlgorithm && e.Code <= mdns.ExtendedErrorCodeNSECMissing {
+			return true
+		}
+	}
+	return false
+}

@@ -161,3 +161,29 @@ func TestFirstLinkStatusTrustAD(t *testing.T) {
 		t.Errorf("the first link was not asked for on its own")
 	}
 }
+
+// TestServfailWithDNSSECEDE: a validating resolver's SERVFAIL that carries a DNSSEC
+// Extended DNS Error (RFC 8914 §4.7–4.13) is a bogus answer, not an unreachable server.
+func TestServfailWithDNSSECEDE(t *testing.T) {
+	req := new(mdns.Msg)
+	req.SetQuestion("example.test.", mdns.TypeMX)
+	for _, tt := range []struct {
+		code uint16
+		want string
+	}{
+		{mdns.ExtendedErrorCodeSignatureExpired, "bogus"},
+		{mdns.ExtendedErrorCodeDNSKEYMissing, "bogus"},
+		{mdns.ExtendedErrorCodeNoReachableAuthority, "servfail"},
+	} {
+		resp := new(mdns.Msg)
+		resp.SetRcode(req, mdns.RcodeServerFailure)
+		resp.SetEdns0(1232, true)
+		opt := resp.IsEdns0()
+		opt.Option = append(opt.Option, &mdns.EDNS0_EDE{InfoCode: tt.code})
+		_, err := checkResponse(req, resp, "127.0.0.1:53")
+		var te *TemporaryError
+		if !errors.As(err, &te) || te.Reason != tt.want || len(te.EDE) != 1 || te.EDE[0].Code != tt.code {
+			t.Errorf("EDE %d: %v, want reason %s", tt.code, err, tt.want)
+		}
+	}
+}
