@@ -359,6 +359,11 @@ func (c *call) zoneKeys(ctx context.Context, name string, b keyBasis) node {
 	}
 	set := newSection(resp.Answer).get(name, mdns.TypeDNSKEY)
 	if set == nil || resp.Rcode != mdns.RcodeSuccess {
+		if a := c.v.anchorFor(name); a != nil && a.name == name {
+			// Every resolver has the trust anchor's keys; not getting them means the
+			// resolver drops DNSSEC records, and the operator should hear so.
+			return failed(bogus(edeDNSKEYMissing, "no DNSKEY records for %s, the trust anchor's zone: the resolver does not pass DNSSEC records through", name))
+		}
 		return failed(bogus(edeDNSKEYMissing, "no DNSKEY records for %s, whose parent publishes DS records", name))
 	}
 	var keys []*mdns.DNSKEY
