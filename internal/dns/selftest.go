@@ -61,7 +61,7 @@ func (c *Client) CheckResolvers(ctx context.Context, probe string) []ResolverChe
 			rc.Status = v.Status
 			switch {
 			case !rc.Signatures:
-				rc.Problem = "the resolver strips DNSSEC signatures (no RRSIG with DO set): nothing can be validated"
+				rc.Problem = "the resolver strips DNSSEC signatures (no RRSIG with DO set): nothing can be validated and outbound mail is deferred; use a resolver that passes DNSSEC records, or dns.mode = \"trust-ad\" with a local validating resolver"
 			case v.Status != Secure:
 				rc.Problem = fmt.Sprintf("the answer for %s SOA validates as %s: %s", name, v.Status, v.Reason)
 			default:
