@@ -9,6 +9,7 @@
 //	mxward config check FILE
 //	mxward check [--json]
 //	mxward dns lookup NAME TYPE [--json]
+//	mxward mta-sts show|refresh|forget DOMAIN [--json]
 //	mxward version
 package main
 
@@ -37,6 +38,7 @@ commands:
   config check   validate a configuration file without starting
   check          check this host's DNS resolvers for DNSSEC (what DANE rests on)
   dns lookup     look a name up as delivery does, with its DNSSEC status
+  mta-sts        show, refresh or forget a domain's cached MTA-STS policy
   version        print the version
 
 Run "mxward <command> -h" for a command's options.
@@ -82,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdConfig(args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
+	case "mta-sts":
+		err = cmdMTASTS(ctx, args[1:], stdout, stderr)
 	case "dns":
 		err = cmdDNS(ctx, args[1:], stdout, stderr)
 	case "version":
@@ -145,7 +149,7 @@ func loadConfig(path string) (*config.Config, string, error) {
 // absPaths makes the paths derived from a relative data_dir absolute, so that they keep
 // meaning the same place whatever the process does with its working directory.
 func absPaths(c *config.Config) error {
-	for _, p := range []*string{&c.DataDir, &c.Local.Maildir, &c.Sendmail.Socket} {
+	for _, p := range []*string{&c.DataDir, &c.Local.Maildir, &c.Sendmail.Socket, &c.MTASTS.CacheDir, &c.List.Dir} {
 		if *p == "" || filepath.IsAbs(*p) {
 			continue
 		}

@@ -51,6 +51,29 @@ type Config struct {
 	Admin     Admin      `toml:"admin"`
 	Delivery  Outbound   `toml:"delivery"`
 	DNS       DNS        `toml:"dns"`
+	MTASTS    MTASTS     `toml:"mta_sts"`
+	List      List       `toml:"policy_list"`
+}
+
+// MTASTS configures MTA-STS (RFC 8461) for outbound mail.
+type MTASTS struct {
+	// Enabled looks up and applies the MTA-STS policies of destination domains.
+	Enabled bool `toml:"enabled"`
+	// HTTPSPort is the port of policy hosts (mta-sts.<domain>); 443 except behind a
+	// proxy or in tests.
+	HTTPSPort int `toml:"https_port"`
+	// CacheDir keeps fetched policies across restarts; derived from data_dir.
+	CacheDir string `toml:"cache_dir"`
+}
+
+// List configures the static TLS policy list (EFF STARTTLS Everywhere format or
+// mxward's own), for first contact with domains known to support TLS.
+type List struct {
+	// File is the list to install at start-up and on reload; empty means none. A file
+	// older than the one installed before is refused (rollback protection).
+	File string `toml:"file"`
+	// Dir holds the installed list and its timestamp; derived from data_dir.
+	Dir string `toml:"dir"`
 }
 
 // DNS says how mxward looks names up and how it learns whether an answer is
@@ -263,8 +286,9 @@ func defaults() *Config {
 			Delivery:            DeliveryMaildir,
 			SubaddressSeparator: "+",
 		},
-		Admin: Admin{Address: "127.0.0.1:9425"},
-		DNS:   DNS{Mode: DNSValidate},
+		Admin:  Admin{Address: "127.0.0.1:9425"},
+		DNS:    DNS{Mode: DNSValidate},
+		MTASTS: MTASTS{Enabled: true, HTTPSPort: 443},
 		Delivery: Outbound{
 			TLSLevel:                 "dane",
 			MaxConnections:           100,
@@ -289,6 +313,12 @@ func (c *Config) derive() {
 	}
 	if c.Sendmail.Socket == "" {
 		c.Sendmail.Socket = filepath.Join(c.DataDir, "sendmail.sock")
+	}
+	if c.MTASTS.CacheDir == "" {
+		c.MTASTS.CacheDir = filepath.Join(c.DataDir, "mta-sts")
+	}
+	if c.List.Dir == "" {
+		c.List.Dir = filepath.Join(c.DataDir, "policy-list")
 	}
 }
 

@@ -56,6 +56,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateAdmin(&c.Admin)
 	d.validateDelivery(&c.Delivery)
 	d.validateDNS(&c.DNS)
+	d.intRange("mta_sts.https_port", c.MTASTS.HTTPSPort, 1, 65535)
 }
 
 func (d *decoder) validateDNS(dc *DNS) {
