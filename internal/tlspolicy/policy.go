@@ -5,9 +5,15 @@
 // for the delivery record come out. No I/O happens here, so every rule has a table test.
 //
 // Sources in order of precedence (reference-semantics §14.8): an explicit per-domain
-// policy set by the operator overrides everything and the log says so; then DANE (at
-// the levels dane and dane-only); MTA-STS, the static list and pinning are later work;
-// otherwise opportunistic TLS.
+// policy set by the operator overrides everything and the log says so. Otherwise, at the
+// default levels dane and may: DANE, whenever the host's TLSA step authenticates,
+// requires encryption or makes the host unreachable (a passing or testing MTA-STS
+// policy never overrides a failing DANE check, RFC 8461 §2, STS-25); then a live or
+// cached MTA-STS policy of the next-hop domain in mode enforce or testing; then the
+// static policy list (which never overrides MTA-STS, LIST-06); otherwise opportunistic
+// TLS. Pinning is later work. DANE is per host; MTA-STS and the list are per next-hop
+// domain and reach Decide as lazy lookups, so that nothing is fetched where the
+// operator's table or DANE decides.
 //
 // An explicit "may" or "encrypt" entry for a destination is therefore also the way to
 // opt that destination out of DANE (RFC 7672 §9.1 ¶2, DANE-19), and "dane audit" the
@@ -25,6 +31,8 @@ import (
 	"time"
 
 	"mxward/internal/dane"
+	"mxward/internal/mtasts"
+	"mxward/internal/policylist"
 	"mxward/internal/smtpclient"
 )
 
@@ -54,6 +62,11 @@ const (
 	// SourceDANE: the host's secure TLSA RRset decided (RFC 7672 §2.2, §14.8), whether
 	// the level came from the default or from an operator's "dane" entry.
 	SourceDANE Source = "dane"
+	// SourceMTASTS: a live or cached MTA-STS policy in mode enforce or testing decided
+	// (RFC 8461 §5).
+	SourceMTASTS Source = "mta-sts"
+	// SourceList: an entry of the static TLS policy list decided (LIST-03).
+	SourceList Source = "list"
 )
 
 // Policy is one operator-set policy: a level and its attributes (§9.2 syntax,
@@ -193,6 +206,16 @@ type Input struct {
 	// (DANE-22) and for half-DANE (DANE-07): MXSecure false means the MX RRset was not
 	// secure. An empty MXHost is taken from the field above.
 	DANEDest dane.Destination
+
+	// MTASTS returns the MTA-STS policy of the next-hop domain (mtasts.Manager.Lookup).
+	// Decide calls it at most once, and only when neither the operator's table nor DANE
+	// has decided the host; nil means MTA-STS is off. Like DANE, the lookup is the
+	// caller's I/O: it shares one answer among the hosts of a delivery attempt.
+	MTASTS func() (mtasts.Result, error)
+	// List returns the static policy list's entry for the next-hop domain
+	// (policylist.List.Lookup); called at most once, and only when MTA-STS has said
+	// nothing. nil means no list.
+	List func() (policylist.Entry, bool, error)
 }
 
 // Decision is the requirement for one session.
@@ -203,9 +226,10 @@ type Decision struct {
 	// Reason says in words why this is the requirement, for the log.
 	Reason string
 	// Defer, when non-nil, means no session may be attempted with this host: the
-	// requirement cannot be met (dane-only without DANE), or the host is unreachable
-	// because its TLSA lookup failed (DANE-04). Delivery tries the next host and in the
-	// end defers with 4.7.5; it never falls back to a weaker requirement.
+	// requirement cannot be met (dane-only without DANE), the host is unreachable
+	// because its TLSA lookup failed (DANE-04), or an MTA-STS policy or list entry in
+	// mode enforce does not name it (ErrMXNotInPolicy). Delivery tries the next host and
+	// in the end defers with 4.7.5; it never falls back to a weaker requirement.
 	Defer error
 
 	// DANE is the outcome of the host's TLSA step, when one was made (levels dane and
@@ -224,6 +248,13 @@ type Decision struct {
 	// set whenever Security.Verify (or, in audit mode, the logging check) matches TLSA
 	// records, and nil otherwise.
 	Result *DANEResult
+
+	// Policy describes the MTA-STS policy or static list entry that decided the host
+	// (Source SourceMTASTS or SourceList); nil otherwise.
+	Policy *PolicyUse
+	// Notes are what a source that did not decide said that the attempt record must
+	// still show: an MTA-STS policy that could not be determined, an expired list.
+	Notes []string
 }
 
 // RequiresTLS reports whether the decision forbids plaintext.
@@ -277,6 +308,13 @@ func Decide(in Input) Decision {
 			Mode:       smtpclient.TLSRequired,
 			ServerName: serverName(pol, in, ""),
 			Verify:     fingerprintVerifier(pol.Match),
+		}
+	}
+	if !local && (pol.Level == LevelMay || pol.Level == LevelDANE) && d.Source == SourceOpportunistic && d.Defer == nil {
+		// Neither the operator nor DANE decided (§14.8): MTA-STS, then the list.
+		var ok bool
+		if d, ok = decideSTS(d, in, now); !ok {
+			d, _ = decideList(d, in, now)
 		}
 	}
 	return d
