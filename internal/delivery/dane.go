@@ -66,13 +66,15 @@ func (ts *tlsaSteps) lookup(h Hop) func() dane.Host {
 	}
 }
 
-// decide returns the requirement for one hop of nextHop under the current policies.
-func (r *Remote) decide(nextHop string, h Hop, ts *tlsaSteps) tlspolicy.Decision {
+// decide returns the requirement for one hop of nextHop under the current policies,
+// with the lazy lookups of ts (DANE, per host) and dp (MTA-STS and the list, per
+// domain).
+func (r *Remote) decide(nextHop string, h Hop, ts *tlsaSteps, dp *destPolicies) tlspolicy.Decision {
 	r.mu.Lock()
 	def, table := r.DefaultLevel, r.Policies
 	r.mu.Unlock()
 	in := tlspolicy.Input{NextHop: nextHop, MXHost: h.Name, Literal: h.Literal, Default: def,
-		Table: table, Roots: r.Roots, Now: r.Now, DANE: ts.lookup(h)}
+		Table: table, Roots: r.Roots, Now: r.Now, DANE: ts.lookup(h), MTASTS: dp.mtasts(), List: dp.list()}
 	if h.DANE != nil {
 		in.DANEDest = h.DANE.Dest
 	}
@@ -206,8 +208,11 @@ func plaintextWord(info smtpclient.TLSInfo) string {
 
 // deferWord is the stable reason word for a decision that allows no session.
 func deferWord(d tlspolicy.Decision) string {
-	if errors.Is(d.Defer, tlspolicy.ErrTLSAUnreachable) {
+	switch {
+	case errors.Is(d.Defer, tlspolicy.ErrTLSAUnreachable):
 		return "tlsa_lookup_failed"
+	case errors.Is(d.Defer, tlspolicy.ErrMXNotInPolicy):
+		return "mx_not_in_policy"
 	}
 	return "policy_unsatisfiable"
 }

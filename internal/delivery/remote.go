@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"mxward/internal/mtasts"
+	"mxward/internal/policylist"
 	"mxward/internal/smtpclient"
 	"mxward/internal/spool"
 	"mxward/internal/tlspolicy"
@@ -69,6 +71,13 @@ type Remote struct {
 	// DANEDigests is the digest preference for TLSA digest agility (RFC 7671 §9,
 	// DANE-17), strongest first; nil means dane.DefaultDigests().
 	DANEDigests []uint8
+	// MTASTS looks up the MTA-STS policy of a destination domain (nil: MTA-STS off).
+	// It is called at most once per delivery attempt, and only when neither the
+	// operator's table nor DANE decides a host (§14.8).
+	MTASTS func(ctx context.Context, domain string) (mtasts.Result, error)
+	// PolicyList looks a destination up in the static policy list (nil: no list). It is
+	// consulted only when MTA-STS says nothing (LIST-06).
+	PolicyList func(domain string, now time.Time) (policylist.Entry, bool, error)
 
 	Retry        Retry
 	DelayWarning time.Duration // 0: no delayed DSNs
@@ -544,14 +553,17 @@ func routeReply(e *RouteError) string {
 // transfer walks the hops and addresses until a session takes the message.
 //
 // Each hop gets its own requirement, with the TLSA step taken lazily for the levels
-// that need it (RFC 7672 §2.2). A hop whose requirement cannot be met (a failed TLSA
-// lookup, DANE-04; dane-only without DANE, DANE-26) is skipped for the next one, and
-// when none is left the message is deferred with 4.7.5 and the last reason, never
-// bounced (decision 14.7) and never sent with less protection.
+// that need it (RFC 7672 §2.2), and the destination's MTA-STS policy and static list
+// entry looked up once, when the first hop needs them (§14.8). A hop whose requirement
+// cannot be met (a failed TLSA lookup, DANE-04; dane-only without DANE, DANE-26; a host
+// an enforce policy does not list, STS-20) is skipped for the next one, in MX order
+// (STS-21), and when none is left the message is deferred with 4.7.5 and the last
+// reason, never bounced (decision 14.7) and never sent with less protection.
 func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Hop, s *session) (map[string]rcptOutcome, *session, attempt) {
 	env := &j.msg.Envelope
 	var at attempt
 	ts := &tlsaSteps{r: r, ctx: ctx}
+	dp := newDestPolicies(ctx, r, j, nextHop)
 	// A kept session is reused only for the same destination and only when it meets
 	// the message's requirement as decided now ("never reusing a session for a message
 	// that needs a stronger TLS level").
@@ -560,10 +572,10 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 		// an exchanger of the destination carries nothing more.
 		h, routed := sameHost(hops, s.hop, s.ip)
 		if routed && s.c.Usable() && s.sent < r.MaxPerConn {
-			need := r.decide(nextHop, h, ts)
+			need := r.decide(nextHop, h, ts, dp)
 			if info, ok := satisfies(need, s, env.RequireTLS); ok {
 				s.hop = h
-				at = attempt{hop: h, ip: s.ip, decision: need, tls: info, reason: daneReason(need, info)}
+				at = attempt{hop: h, ip: s.ip, decision: need, tls: info, reason: attemptReason(need, info)}
 				res, ok := r.send(ctx, s.c, j, &at)
 				s.sent++
 				if ok {
@@ -581,11 +593,15 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 	}
 
 	for _, h := range hops {
-		d := r.decide(nextHop, h, ts)
+		d := r.decide(nextHop, h, ts, dp)
 		at.hop, at.decision = h, d
 		if d.Defer != nil {
+			// Treated as unreachable (DANE-04, STS-20), and said so: the attempt
+			// record keeps only the last host's reason.
+			r.Log.Info("mx host skipped", "queue_id", string(j.key.id), "domain", j.key.domain, "mx", h.Name,
+				"policy", string(d.Source), "reason", d.Defer)
 			at.ip, at.tls = netip.Addr{}, smtpclient.TLSInfo{}
-			at.err, at.reason, at.tempCode = d.Defer, deferWord(d), "4.7.5"
+			at.err, at.reason, at.tempCode = d.Defer, policyFailure(deferWord(d), d), "4.7.5"
 			continue
 		}
 		for _, ip := range h.Addrs {
@@ -617,12 +633,15 @@ func (r *Remote) transfer(ctx context.Context, j *job, nextHop string, hops []Ho
 					if d.DANE != nil {
 						at.reason = daneFailure(at.reason, err)
 					}
+					at.reason = policyFailure(at.reason, d)
 					continue
 				}
 			}
 			at.tls = trustOf(d, c.TLS())
-			if dr := daneReason(d, at.tls); dr != "" && at.reason == "" {
+			if dr := attemptReason(d, at.tls); dr != "" && at.reason == "" {
 				at.reason = dr
+			} else if dr != "" && d.Policy != nil && d.Policy.Testing {
+				at.reason += "; " + dr // after a plaintext fallback: what enforce would have failed
 			}
 			res, ok := r.send(ctx, c, j, &at)
 			ns := &session{c: c, hop: h, ip: ip, decision: d, sent: 1, cs: cs}
