@@ -26,12 +26,12 @@ import (
 )
 
 // startInstanceDNS starts mxward with baseConfig whose [dns] table is replaced by
-// dnsTable.
-func startInstanceDNS(t *testing.T, dnsTable, extra string) *instance {
+// dnsTable, with env added to its environment.
+func startInstanceDNS(t *testing.T, dnsTable, extra string, env ...string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	ports := map[string]int{"inbound": freePort(t), "submission": freePort(t), "submissions": freePort(t)}
-	in := &instance{t: t, dir: dir, ports: ports, cfgPath: filepath.Join(dir, "mxward.toml")}
+	in := &instance{t: t, dir: dir, ports: ports, cfgPath: filepath.Join(dir, "mxward.toml"), env: env}
 	cfg := baseConfig(t, dir, ports, extra)
 	const testDNS = "[dns]\nmode = \"trust-ad\"\nresolvers = [\"127.0.0.1:9\"]\n"
 	if !strings.Contains(cfg, testDNS) {

@@ -70,6 +70,7 @@ type instance struct {
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	exited  chan struct{}
+	env     []string // added to the environment of mxward serve
 }
 
 func freePort(t testing.TB) int {
@@ -158,6 +159,9 @@ func (in *instance) start() {
 	in.t.Helper()
 	in.log = &syncBuffer{}
 	in.cmd = exec.Command(mxwardBin, "serve", "--config", in.cfgPath)
+	if in.env != nil {
+		in.cmd.Env = append(os.Environ(), in.env...)
+	}
 	in.cmd.Stderr = in.log
 	in.cmd.Stdout = in.log
 	if err := in.cmd.Start(); err != nil {

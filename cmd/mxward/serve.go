@@ -28,6 +28,8 @@ import (
 	"mxward/internal/dane"
 	"mxward/internal/delivery"
 	"mxward/internal/local"
+	"mxward/internal/mtasts"
+	"mxward/internal/policylist"
 	"mxward/internal/route"
 	"mxward/internal/smtpclient"
 	"mxward/internal/smtpserver"
@@ -108,6 +110,8 @@ type daemon struct {
 	admin  *http.Server
 
 	resolver *resolver
+	sts      *mtasts.Manager    // nil when MTA-STS is disabled
+	list     policylist.Current // the static policy list in force, swapped on reload
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -172,6 +176,18 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	if err != nil {
 		return nil, err
 	}
+	if d.sts, err = newMTASTS(cfg, d.resolver, log.With("component", "mta-sts")); err != nil {
+		return nil, err
+	}
+	if d.sts != nil {
+		d.remote.MTASTS = d.sts.Lookup
+	}
+	list, err := installPolicyList(cfg, time.Now(), log.With("component", "policy-list"))
+	if err != nil {
+		return nil, err
+	}
+	d.list.Store(list)
+	d.remote.PolicyList = d.list.Lookup
 	d.srv = smtpserver.New(scfg, store, log.With("component", "smtp"))
 
 	// Bind everything before serving anything, so a port conflict fails the start cleanly.
@@ -242,6 +258,10 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	}
 	d.wg.Add(4)
 	go func() { defer d.wg.Done(); watch.run(ctx) }()
+	if d.sts != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); refreshMTASTS(ctx, d.sts) }()
+	}
 	go func() { defer d.wg.Done(); d.local.Run(ctx) }()
 	go func() { defer d.wg.Done(); d.remote.Run(ctx) }()
 	go func() { defer d.wg.Done(); d.certs.Watch(ctx, 30*time.Second) }()
@@ -412,6 +432,14 @@ func (d *daemon) reload(path, source string) {
 	if err != nil {
 		d.log.Error("reload failed, keeping the running configuration", "error", err)
 		return
+	}
+	if cfg.List.File != d.cfg.List.File || cfg.List.File != "" {
+		list, err := installPolicyList(cfg, time.Now(), d.log.With("component", "policy-list"))
+		if err != nil {
+			d.log.Error("reload failed, keeping the running configuration", "error", err)
+			return
+		}
+		d.list.Store(list)
 	}
 	d.srv.Reload(scfg)
 	d.remote.SetPolicies(tlspolicy.Level(cfg.Delivery.TLSLevel), policies)
