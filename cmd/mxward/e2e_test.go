@@ -481,6 +481,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`mxward_deliveries_total{policy="local-delivery",result="delivered",tls="none"} 1`,
 		"mxward_queue_messages 0",
 		"go_goroutines",
+		"mxward_mta_sts_refresh_alerts_total 0",
 		// Nothing answers at the test resolver: the DNSSEC self-test says so (DANE-01).
 		`mxward_dns_resolver_ok{mode="trust-ad",resolver="127.0.0.1:9"} 0`,
 	}

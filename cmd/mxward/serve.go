@@ -181,6 +181,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	}
 	if d.sts != nil {
 		d.remote.MTASTS = d.sts.Lookup
+		d.remote.MTASTSRecheck = d.sts.Recheck
 	}
 	list, err := installPolicyList(cfg, time.Now(), log.With("component", "policy-list"))
 	if err != nil {
@@ -226,6 +227,13 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	d.local.Metrics = delivery.NewMetrics(d.reg, store)
 	d.remote.Metrics = d.local.Metrics
 	watch := newResolverWatch(d.resolver, log.With("component", "dns"), d.reg)
+	if d.sts != nil {
+		sts := d.sts
+		d.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mxward_mta_sts_refresh_alerts_total",
+			Help: "Refreshes of a cached MTA-STS policy that failed after the alert threshold of consecutive failures (each is also logged at error level).",
+		}, func() float64 { return float64(sts.Alerts()) }))
+	}
 	if cfg.Admin.Address != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Address)
 		if err != nil {

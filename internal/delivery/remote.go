@@ -78,6 +78,9 @@ type Remote struct {
 	// PolicyList looks a destination up in the static policy list (nil: no list). It is
 	// consulted only when MTA-STS says nothing (LIST-06).
 	PolicyList func(domain string, now time.Time) (policylist.Entry, bool, error)
+	// MTASTSRecheck looks for an updated MTA-STS policy after an enforce failure and
+	// reports whether it changed (RFC 8461 §5.1); nil: no recheck.
+	MTASTSRecheck func(ctx context.Context, domain string) (changed bool, err error)
 
 	Retry        Retry
 	DelayWarning time.Duration // 0: no delayed DSNs
@@ -519,9 +522,34 @@ func (r *Remote) deliver(ctx context.Context, j *job, s *session) *session {
 		}
 	} else {
 		results, s, at = r.transfer(ctx, j, nextHop, hops, s)
+		if r.MTASTSRecheck != nil && enforceFailed(results, at) {
+			// RFC 8461 §5.1 (STS-22): before an enforce failure may ever become
+			// permanent, look for an updated policy. Every deferral checks, so the one
+			// before the message expires has too; a changed policy is tried at once.
+			changed, err := r.MTASTSRecheck(ctx, nextHop)
+			switch {
+			case err != nil:
+				r.Log.Warn("mta-sts recheck failed", "queue_id", string(j.key.id), "domain", nextHop, "error", err)
+			case changed:
+				r.Log.Info("mta-sts policy changed after an enforce failure; trying again", "queue_id", string(j.key.id), "domain", nextHop)
+				results, s, at = r.transfer(ctx, j, nextHop, hops, s)
+			}
+		}
 	}
 	r.record(ctx, j, env, now, results, at)
 	return s
+}
+
+// enforceFailed reports whether an attempt delivered nothing and was decided by an
+// MTA-STS policy in enforce mode.
+func enforceFailed(results map[string]rcptOutcome, at attempt) bool {
+	for _, o := range results {
+		if o.delivered {
+			return false
+		}
+	}
+	p := at.decision.Policy
+	return at.decision.Source == tlspolicy.SourceMTASTS && p != nil && !p.Testing
 }
 
 type rcptOutcome struct {

@@ -405,3 +405,52 @@ func TestRemoteMTASTSSessionReuse(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteMTASTSRecheck: after an enforce failure the engine looks for an updated
+// policy before the failure could ever become permanent (RFC 8461 §5.1, STS-22); a
+// changed policy is tried in the same attempt, an unchanged one leaves the deferral.
+func TestRemoteMTASTSRecheck(t *testing.T) {
+	ca := newTestCA(t)
+	for _, tt := range []struct {
+		name    string
+		changed bool
+		want    expect
+	}{
+		{"policy-changed", true, expect{"result": "delivered", "policy": "mta-sts", "tls": "verified", "auth": "webpki"}},
+		{"policy-unchanged", false, expect{"result": "deferred", "reply": "~451 4.7.5", "reason": "~mx_not_in_policy"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newRemoteHarness(t)
+			cert := ca.issue(t, "mx1.example.net")
+			rv := startReceiver(t, receiverConfig{cert: &cert, users: []string{"bob@example.net"}})
+			r := h.newRemote(rv.port)
+			r.DefaultLevel, r.Roots = tlspolicy.LevelDANE, ca.pool
+			// The cached policy names a host the domain has since left.
+			stub := &stsStub{sts: stsPolicy(mtasts.ModeEnforce, "old-mx.example.net")}
+			r.MTASTS = stub.lookupSTS
+			rechecks := 0
+			r.MTASTSRecheck = func(_ context.Context, domain string) (bool, error) {
+				rechecks++
+				if domain != "example.net" {
+					t.Errorf("recheck of %q", domain)
+				}
+				if tt.changed {
+					stub.mu.Lock()
+					stub.sts = stsPolicy(mtasts.ModeEnforce, "mx1.example.net")
+					stub.mu.Unlock()
+				}
+				return tt.changed, nil
+			}
+			id := h.enqueue(senderAddr, "bob@example.net", keepAddr)
+			h.round(r)
+			want := expect{"domain": "example.net", "rcpt": "bob@example.net"}
+			for k, v := range tt.want {
+				want[k] = v
+			}
+			h.checkAttempt(id, "bob@example.net", 1, want)
+			if rechecks != 1 {
+				t.Errorf("%d rechecks, want 1", rechecks)
+			}
+		})
+	}
+}
