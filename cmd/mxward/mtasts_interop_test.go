@@ -77,11 +77,11 @@ func TestMTASTSWithPostfix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stsDomains := []string{"sts.test", "attacked.test", "wild.test", "deep.test", "testing.test", "badhost.test", "both.test"}
+	stsDomains := []string{"sts.test", "attacked.test", "wild.test", "deep.test", "testing.test", "badhost.test", "both.test", "listed.test"}
 	pfCA := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.sts.test", Deliver: true,
 		Domains: stsDomains, ServerTLS: true, Cert: good})
 	pfSelf := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.selfsigned.test", Deliver: true,
-		Domains: []string{"selfsigned.test"}, ServerTLS: true})
+		Domains: []string{"selfsigned.test", "listedbad.test"}, ServerTLS: true})
 
 	enforce := func(mx ...string) string {
 		p := "version: STSv1\r\nmode: enforce\r\n"
@@ -124,7 +124,13 @@ func TestMTASTSWithPostfix(t *testing.T) {
 		"testing.test. 300 IN MX 10 mx.sts.test.",
 		"badhost.test. 300 IN MX 10 mx.sts.test.",
 		"both.test. 300 IN MX 10 mx.both.test.", "mx.both.test. 300 IN A 127.0.0.1",
+		// Domains without MTA-STS that the static list knows.
+		"listed.test. 300 IN MX 10 mx.sts.test.",
+		"listedbad.test. 300 IN MX 10 mx.selfsigned.test.",
 	)
+	for _, d := range []string{"listed.test", "listedbad.test"} {
+		dns.Remove("_mta-sts." + d)
+	}
 	// both.test is DNSSEC-signed (the test server sets AD) with a TLSA record for the
 	// receiver's key, while its MTA-STS policy names a host that is not its MX: DANE
 	// decides, and delivers.
@@ -139,7 +145,19 @@ func TestMTASTSWithPostfix(t *testing.T) {
 		transports += fmt.Sprintf("%q = \"%s:%d\"\n", d, d, pfCA.Port())
 	}
 	transports += fmt.Sprintf("\"selfsigned.test\" = \"selfsigned.test:%d\"\n", pfSelf.Port())
-	in := startInstanceDNS(t, fmt.Sprintf("mode = \"trust-ad\"\nresolvers = [%q]\n[mta_sts]\nhttps_port = %d", dns.Addr, httpsPort),
+	transports += fmt.Sprintf("\"listedbad.test\" = \"listedbad.test:%d\"\n", pfSelf.Port())
+	// The static list, in the EFF STARTTLS Everywhere format (LIST-01, LIST-02).
+	now := time.Now()
+	listFile := filepath.Join(t.TempDir(), "policy.json")
+	list := fmt.Sprintf(`{"timestamp": %q, "expires": %q, "version": "0.1", "author": "mxward test",
+  "policy-aliases": {"sts-hosts": {"mode": "enforce", "mxs": [".sts.test"]}},
+  "policies": {"listed.test": {"policy-alias": "sts-hosts"},
+               "listedbad.test": {"mode": "enforce", "mxs": ["mx.selfsigned.test"]}}}`,
+		now.Add(-time.Hour).Format(time.RFC3339), now.Add(14*24*time.Hour).Format(time.RFC3339))
+	if err := os.WriteFile(listFile, []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstanceDNS(t, fmt.Sprintf("mode = \"trust-ad\"\nresolvers = [%q]\n[mta_sts]\nhttps_port = %d\n[policy_list]\nfile = %q", dns.Addr, httpsPort, listFile),
 		"retry_first = \"1h\"\n"+transports, "SSL_CERT_FILE="+caFile)
 
 	wants := map[string]struct{ result, policy, tls, auth, reply string }{
@@ -151,6 +169,8 @@ func TestMTASTSWithPostfix(t *testing.T) {
 		"selfsigned.test": {"deferred", "", "", "", "4.7.5"},
 		"attacked.test":   {"deferred", "", "", "", "4.7."},
 		"deep.test":       {"deferred", "", "", "", "4.7."},
+		"listed.test":     {"delivered", "list", "verified", "webpki", ""},
+		"listedbad.test":  {"deferred", "", "", "", "4.7.5"},
 	}
 	for d := range wants {
 		if out, err := in.mxward("Subject: sts\n\nHello.\n", "sendmail", "-f", "alice@example.test", "u@"+d); err != nil {
@@ -158,7 +178,7 @@ func TestMTASTSWithPostfix(t *testing.T) {
 		}
 	}
 	receiver := func(d string) *testpeer.Postfix {
-		if d == "selfsigned.test" {
+		if d == "selfsigned.test" || d == "listedbad.test" {
 			return pfSelf
 		}
 		return pfCA
