@@ -12,6 +12,11 @@
 // certificate; keeping the key therefore keeps the record valid even when the
 // certificate has to be reissued, for instance because the hostname changed.
 //
+// The key changes only by a rollover the operator asks for. A next key waits
+// beside the current one from the first start, so its record can be published
+// ahead of time; Rollover switches to it only once that record is visible in
+// DNS, and does so atomically even across a crash (see rollover.go).
+//
 // A replacement certificate that cannot be used (it does not parse, or the key
 // does not match it) never displaces the one in service: receiving mail with the
 // previous certificate is better than failing every STARTTLS.
@@ -21,8 +26,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -48,6 +51,9 @@ import (
 const (
 	SelfSignedKeyFile  = "selfsigned-key.pem"
 	SelfSignedCertFile = "selfsigned-cert.pem"
+	// LockFile is locked (flock) by whatever changes the directory: Load
+	// while it creates or repairs files, Rollover while it switches keys.
+	LockFile = "lock"
 )
 
 const (
@@ -91,6 +97,15 @@ type Store struct {
 
 	cert atomic.Pointer[tls.Certificate]
 
+	// dir is the self-signed pair's directory, <DataDir>/tls; empty with
+	// operator files.
+	dir string
+	// side describes the next and previous keys of a self-signed Store.
+	side atomic.Pointer[sideKeys]
+	// rolloverHook, when set by tests, is called after each step of a
+	// rollover; an error it returns stops the rollover there.
+	rolloverHook func(step string) error
+
 	// mu serializes reading the files, so Reload and Watch never interleave.
 	mu sync.Mutex
 	// certInfo and keyInfo describe the files as they were when last read,
@@ -133,7 +148,18 @@ func Load(ctx context.Context, opts Options) (*Store, error) {
 		s.keyFile = filepath.Join(dir, SelfSignedKeyFile)
 		s.selfSigned = true
 		s.hostname = host
-		if err := s.ensureSelfSigned(ctx, dir, host); err != nil {
+		s.dir = dir
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("load tls certificate: create tls directory: %w", err)
+		}
+		// Held until the pair is loaded, so another process's rollover is
+		// seen whole or not at all.
+		unlock, err := lockFile(ctx, filepath.Join(dir, LockFile))
+		if err != nil {
+			return nil, fmt.Errorf("load tls certificate: %w", err)
+		}
+		defer unlock()
+		if err := s.ensureSelfSigned(ctx, host); err != nil {
 			return nil, fmt.Errorf("load tls certificate: %w", err)
 		}
 	}
@@ -241,6 +267,26 @@ func (s *Store) poll() {
 	if sameFile(certInfo, s.certInfo) && sameFile(keyInfo, s.keyInfo) {
 		return
 	}
+	if s.selfSigned {
+		// Another process rolling the key over holds the lock while it
+		// moves files into place; the next poll reads the finished pair
+		// rather than this one a half-moved pair.
+		unlock, ok, err := tryLockFile(filepath.Join(s.dir, LockFile))
+		if err != nil {
+			if msg := err.Error(); msg != s.watchErr {
+				s.watchErr = msg
+				s.log.Warn("tls directory lock unavailable, keeping current certificate", "error", err)
+			}
+			return
+		}
+		if !ok {
+			return
+		}
+		defer unlock()
+		if certInfo, keyInfo, err = s.stat(); err != nil {
+			return
+		}
+	}
 	if err := s.loadLocked(certInfo, keyInfo); err != nil {
 		s.log.Error("tls certificate reload failed, keeping current certificate",
 			"cert_file", s.certFile, "key_file", s.keyFile, "error", err)
@@ -293,6 +339,9 @@ func (s *Store) loadLocked(certInfo, keyInfo fs.FileInfo) error {
 		cert.Leaf = leaf
 	}
 	prev := s.cert.Swap(&cert)
+	if s.selfSigned {
+		s.refreshSideKeys(leaf.RawSubjectPublicKeyInfo)
+	}
 	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	attrs := []any{
 		"cert_file", s.certFile,
@@ -344,33 +393,40 @@ func (s *Store) checkKeyMode(keyInfo fs.FileInfo) error {
 	return nil
 }
 
-// ensureSelfSigned makes sure dir holds a self-signed pair for host, creating
-// the key only if there is none and reissuing the certificate whenever it
-// does not fit the key or the hostname.
-func (s *Store) ensureSelfSigned(ctx context.Context, dir, host string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create tls directory: %w", err)
+// ensureSelfSigned makes sure s.dir holds a self-signed pair for host and a
+// next key, finishing or discarding an interrupted rollover first. The caller
+// holds the directory's lock file.
+func (s *Store) ensureSelfSigned(ctx context.Context, host string) error {
+	if err := s.recoverRollover(); err != nil {
+		return err
 	}
-	key, err := s.readSelfSignedKey()
+	key, err := s.ensureSelfSignedPair(ctx, host)
 	if err != nil {
 		return err
+	}
+	return s.ensureNextKey(ctx, key)
+}
+
+// ensureSelfSignedPair creates the key only if there is none and reissues the
+// certificate whenever it does not fit the key or the hostname. It returns the
+// key.
+func (s *Store) ensureSelfSignedPair(ctx context.Context, host string) (crypto.Signer, error) {
+	key, err := s.readSelfSignedKey()
+	if err != nil {
+		return nil, err
 	}
 	var reason string
 	var oldNames []string
 	if key == nil {
-		var err error
-		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			return fmt.Errorf("generate tls key: %w", err)
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return fmt.Errorf("encode tls key: %w", err)
+		var keyPEM []byte
+		if key, keyPEM, err = generateKey(); err != nil {
+			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		if err := writeFileAtomic(s.keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return fmt.Errorf("write tls key: %w", err)
+		if err := writeFileAtomic(s.keyFile, keyPEM, 0o600); err != nil {
+			return nil, fmt.Errorf("write tls key: %w", err)
 		}
 		s.log.Info("tls self-signed key generated", "key_file", s.keyFile)
 		reason = "new key"
@@ -391,25 +447,25 @@ func (s *Store) ensureSelfSigned(ctx context.Context, dir, host string) error {
 		case now.Before(leaf.NotBefore) || now.After(leaf.NotAfter.Add(-selfSignedRenewBefore)):
 			reason = "certificate expiring"
 		default:
-			return nil
+			return key, nil
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	der, err := issueSelfSigned(key, host, s.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := writeFileAtomic(s.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return fmt.Errorf("write tls certificate: %w", err)
+		return nil, fmt.Errorf("write tls certificate: %w", err)
 	}
 	attrs := []any{"cert_file", s.certFile, "hostname", host, "reason", reason}
 	if oldNames != nil {
 		attrs = append(attrs, "previous_names", oldNames)
 	}
 	s.log.Info("tls self-signed certificate issued", attrs...)
-	return nil
+	return key, nil
 }
 
 // readSelfSignedKey returns the existing self-signed key, or nil if there is
