@@ -10,6 +10,7 @@
 //	mxward check [--json]
 //	mxward dns lookup NAME TYPE [--json]
 //	mxward mta-sts show|refresh|forget DOMAIN [--json]
+//	mxward dns-records [--json]
 //	mxward version
 package main
 
@@ -39,6 +40,7 @@ commands:
   check          check this host's DNS resolvers for DNSSEC (what DANE rests on)
   dns lookup     look a name up as delivery does, with its DNSSEC status
   mta-sts        show, refresh or forget a domain's cached MTA-STS policy
+  dns-records    the DNS records to publish: TLSA (current and next key), MX, MTA-STS, TLS-RPT
   version        print the version
 
 Run "mxward <command> -h" for a command's options.
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdConfig(args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
+	case "dns-records":
+		err = cmdDNSRecords(ctx, args[1:], stdout, stderr)
 	case "mta-sts":
 		err = cmdMTASTS(ctx, args[1:], stdout, stderr)
 	case "dns":

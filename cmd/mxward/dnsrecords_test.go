@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mxward/internal/mtasts"
+)
+
+// mxward dns-records: TLSA 3 1 1 for the key in service and for the next key (stable
+// across runs, so an operator can publish it ahead of a rollover), the MX, the MTA-STS
+// TXT record with a policy that parses, and the TLS-RPT record.
+func TestDNSRecordsCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mxward.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("hostname = \"mx.example.test\"\ndata_dir = %q\n[local]\ndomains = [\"example.test\", \"example.org\"]\n",
+		filepath.Join(dir, "data"))), 0o644)
+	run := func() recordsJSON {
+		out, code := runMxward(t, "dns-records", "--config", cfg, "--json")
+		var j recordsJSON
+		if code != 0 || json.Unmarshal([]byte(out), &j) != nil {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		return j
+	}
+	j := run()
+	var tlsa []string
+	byName := map[string][]string{}
+	for _, r := range j.Records {
+		byName[r.Name+" "+r.Type] = append(byName[r.Name+" "+r.Type], r.Value)
+		if r.Type == "TLSA" {
+			tlsa = append(tlsa, r.Value)
+		}
+	}
+	if len(tlsa) != 2 || tlsa[0] == tlsa[1] || !strings.HasPrefix(tlsa[0], "3 1 1 ") || len(tlsa[1]) != len("3 1 1 ")+64 ||
+		len(byName["_25._tcp.mx.example.test. TLSA"]) != 2 {
+		t.Errorf("TLSA records: %v", tlsa)
+	}
+	if v := byName["example.org. MX"]; len(v) != 1 || v[0] != "10 mx.example.test." {
+		t.Errorf("MX: %v", v)
+	}
+	if v := byName["_mta-sts.example.test. TXT"]; len(v) != 1 || !strings.HasPrefix(v[0], `"v=STSv1; id=`) {
+		t.Errorf("MTA-STS TXT: %v", v)
+	}
+	if v := byName["_smtp._tls.example.test. TXT"]; len(v) != 1 || v[0] != `"v=TLSRPTv1; rua=mailto:tlsrpt@example.test"` {
+		t.Errorf("TLS-RPT TXT: %v", v)
+	}
+	p, err := mtasts.ParsePolicy([]byte(j.Policies["example.test"]))
+	if err != nil || !p.Matches("mx.example.test") {
+		t.Errorf("MTA-STS policy %q: %v", j.Policies["example.test"], err)
+	}
+	// The next key stays the same until a rollover, so what was published stays right.
+	if again := run(); fmt.Sprint(again.Records) != fmt.Sprint(j.Records) {
+		t.Errorf("records changed between runs:\n%v\n%v", j.Records, again.Records)
+	}
+	// The key in service is the one serve presents: its TLSA is the one serve logs.
+	out, _ := runMxward(t, "dns-records", "--config", cfg)
+	if !strings.Contains(out, "_25._tcp.mx.example.test. IN TLSA "+tlsa[0]) || !strings.Contains(out, "mode: testing") {
+		t.Errorf("text output:\n%s", out)
+	}
+}
