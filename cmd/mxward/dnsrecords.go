@@ -80,6 +80,9 @@ func cmdDNSRecords(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if next := certs.NextTLSA311(); next != "" {
 		add(tlsaName, "TLSA", "3 1 1 "+next, "DANE-EE for the next key, published ahead so that `mxward tls rollover` never breaks DANE")
 	}
+	if prev := certs.PreviousTLSA311(); prev != "" {
+		add(tlsaName, "TLSA", "3 1 1 "+prev, "DANE-EE for the key before the last rollover: keep it until its TTL has passed since the switch, then remove it")
+	}
 	for _, d := range cfg.Local.Domains {
 		dom := strings.TrimSuffix(d, ".") + "."
 		add(dom, "MX", "10 "+host, "mxward receives mail for "+d)

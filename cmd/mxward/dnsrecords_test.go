@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"mxward/internal/dns/dnstest"
 	"mxward/internal/mtasts"
 )
 
@@ -61,5 +62,50 @@ func TestDNSRecordsCommand(t *testing.T) {
 	out, _ := runMxward(t, "dns-records", "--config", cfg)
 	if !strings.Contains(out, "_25._tcp.mx.example.test. IN TLSA "+tlsa[0]) || !strings.Contains(out, "mode: testing") {
 		t.Errorf("text output:\n%s", out)
+	}
+}
+
+// mxward tls rollover switches to the next key only once its TLSA record is visible in
+// DNS; dns-records then shows the new key in service, a new next key, and the old key
+// as the record to remove later.
+func TestTLSRolloverCommand(t *testing.T) {
+	srv := dnstest.NewServer(t)
+	srv.Add("example.test. 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 900 1209600 300")
+	srv.Secure("example.test")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mxward.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("hostname = \"mx.example.test\"\ndata_dir = %q\n[dns]\nmode = \"trust-ad\"\nresolvers = [%q]\n[local]\ndomains = [\"example.test\"]\n",
+		filepath.Join(dir, "data"), srv.Addr)), 0o644)
+	tlsa := func() []string {
+		out, code := runMxward(t, "dns-records", "--config", cfg, "--json")
+		var j recordsJSON
+		if code != 0 || json.Unmarshal([]byte(out), &j) != nil {
+			t.Fatalf("dns-records: exit %d\n%s", code, out)
+		}
+		var v []string
+		for _, r := range j.Records {
+			if r.Type == "TLSA" {
+				v = append(v, strings.TrimPrefix(r.Value, "3 1 1 "))
+			}
+		}
+		return v
+	}
+	before := tlsa()
+	cur, next := before[0], before[1]
+	srv.Add("_25._tcp.mx.example.test. 300 IN TLSA 3 1 1 " + cur)
+	out, code := runMxward(t, "tls", "rollover", "--config", cfg)
+	if code != 1 || !strings.Contains(out, "_25._tcp.mx.example.test. IN TLSA 3 1 1 "+next) {
+		t.Fatalf("rollover before the next key is published: exit %d\n%s", code, out)
+	}
+	if after := tlsa(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("a refused rollover changed the keys: %v → %v", before, after)
+	}
+	srv.Add("_25._tcp.mx.example.test. 300 IN TLSA 3 1 1 " + next)
+	if out, code = runMxward(t, "tls", "rollover", "--config", cfg); code != 0 || !strings.Contains(out, "switched to the next key") {
+		t.Fatalf("rollover: exit %d\n%s", code, out)
+	}
+	after := tlsa()
+	if len(after) != 3 || after[0] != next || after[1] == cur || after[1] == next || after[2] != cur {
+		t.Errorf("after the rollover: %v (was current %s, next %s)", after, cur, next)
 	}
 }

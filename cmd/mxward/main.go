@@ -11,6 +11,7 @@
 //	mxward dns lookup NAME TYPE [--json]
 //	mxward mta-sts show|refresh|forget DOMAIN [--json]
 //	mxward dns-records [--json]
+//	mxward tls rollover
 //	mxward version
 package main
 
@@ -41,6 +42,7 @@ commands:
   dns lookup     look a name up as delivery does, with its DNSSEC status
   mta-sts        show, refresh or forget a domain's cached MTA-STS policy
   dns-records    the DNS records to publish: TLSA (current and next key), MX, MTA-STS, TLS-RPT
+  tls rollover   switch to the next key once its TLSA record is published
   version        print the version
 
 Run "mxward <command> -h" for a command's options.
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdConfig(args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
+	case "tls":
+		err = cmdTLS(ctx, args[1:], stdout, stderr)
 	case "dns-records":
 		err = cmdDNSRecords(ctx, args[1:], stdout, stderr)
 	case "mta-sts":
