@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -33,20 +31,11 @@ type hostCheckJSON struct {
 }
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, checkUsage) }
-	cfgPath := fs.String("config", "", "configuration file")
-	asJSON := fs.Bool("json", false, "print JSON")
-	rest, err := parseInterspersed(fs, args)
+	cfgPath, asJSON, _, err := commandArgs("check", checkUsage, args, 0, true, stderr)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 0 {
-		fs.Usage()
-		return &exitError{code: 64, err: errors.New("")}
-	}
-	cfg, source, res, err := loadResolver(*cfgPath, stderr)
+	cfg, source, res, err := loadResolver(cfgPath, stderr)
 	if err != nil {
 		return err
 	}
@@ -69,7 +58,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		out.Verdict, code = "broken", 2
 	}
-	if *asJSON {
+	if asJSON {
 		if err := writeJSON(stdout, out); err != nil {
 			return err
 		}

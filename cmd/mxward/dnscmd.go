@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -50,21 +49,12 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprint(stderr, dnsUsage)
 		return &exitError{code: 64, err: errors.New("")}
 	}
-	fs := flag.NewFlagSet("dns lookup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dnsUsage) }
-	cfgPath := fs.String("config", "", "configuration file")
-	asJSON := fs.Bool("json", false, "print JSON")
-	rest, err := parseInterspersed(fs, args[1:])
+	cfgPath, asJSON, rest, err := commandArgs("dns lookup", dnsUsage, args[1:], 2, true, stderr)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 2 {
-		fs.Usage()
-		return &exitError{code: 64, err: errors.New("")}
-	}
 	name, typ := rest[0], strings.ToUpper(rest[1])
-	_, _, res, err := loadResolver(*cfgPath, stderr)
+	_, _, res, err := loadResolver(cfgPath, stderr)
 	if err != nil {
 		return err
 	}
@@ -135,7 +125,7 @@ func cmdDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, l := range ans.Chain {
 		out.Chain = append(out.Chain, chainJSON{Name: l.Name, Target: l.Target, Status: string(l.Status)})
 	}
-	if *asJSON {
+	if asJSON {
 		if err := writeJSON(stdout, out); err != nil {
 			return err
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,20 +44,11 @@ type recordJSON struct {
 }
 
 func cmdDNSRecords(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dns-records", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dnsRecordsUsage) }
-	cfgPath := fs.String("config", "", "configuration file")
-	asJSON := fs.Bool("json", false, "print JSON")
-	rest, err := parseInterspersed(fs, args)
+	cfgPath, asJSON, _, err := commandArgs("dns-records", dnsRecordsUsage, args, 0, true, stderr)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 0 {
-		fs.Usage()
-		return &exitError{code: 64, err: errors.New("")}
-	}
-	cfg, _, err := loadConfig(*cfgPath)
+	cfg, _, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
@@ -94,7 +83,7 @@ func cmdDNSRecords(ctx context.Context, args []string, stdout, stderr io.Writer)
 		add("_smtp._tls."+dom, "TXT", fmt.Sprintf("\"v=TLSRPTv1; rua=mailto:tlsrpt@%s\"", strings.TrimSuffix(d, ".")),
 			"asks senders for daily TLS reports (RFC 8460 §3)")
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, out)
 	}
 	for _, r := range out.Records {

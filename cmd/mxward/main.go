@@ -184,6 +184,28 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// commandArgs parses the arguments of a subcommand that takes --config and --json
+// (accepted only when withJSON) and exactly n positional arguments, printing usage and
+// failing with exit status 64 otherwise.
+func commandArgs(name, usage string, args []string, n int, withJSON bool, stderr io.Writer) (cfgPath string, asJSON bool, rest []string, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cfg := fs.String("config", "", "configuration file")
+	var js *bool
+	if withJSON {
+		js = fs.Bool("json", false, "print JSON")
+	}
+	if rest, err = parseInterspersed(fs, args); err != nil {
+		return "", false, nil, err
+	}
+	if len(rest) != n {
+		fs.Usage()
+		return "", false, nil, &exitError{code: 64, err: errors.New("")}
+	}
+	return *cfg, js != nil && *js, rest, nil
+}
+
 // parseInterspersed parses flags placed before, between and after the positional
 // arguments ("queue list --json" reads as naturally as "queue --json list") and returns
 // the positional arguments in order.

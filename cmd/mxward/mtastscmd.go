@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,21 +46,12 @@ func cmdMTASTS(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: 64, err: errors.New("")}
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("mta-sts "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, mtastsUsage) }
-	cfgPath := fs.String("config", "", "configuration file")
-	asJSON := fs.Bool("json", false, "print JSON")
-	rest, err := parseInterspersed(fs, args[1:])
+	cfgPath, asJSON, rest, err := commandArgs("mta-sts "+verb, mtastsUsage, args[1:], 1, true, stderr)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 {
-		fs.Usage()
-		return &exitError{code: 64, err: errors.New("")}
-	}
 	domain := strings.ToLower(strings.TrimSuffix(rest[0], "."))
-	cfg, _, res, err := loadResolver(*cfgPath, stderr)
+	cfg, _, res, err := loadResolver(cfgPath, stderr)
 	if err != nil {
 		return err
 	}
@@ -97,7 +87,7 @@ func cmdMTASTS(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if out.MX == nil {
 		out.MX = []string{}
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, out)
 	}
 	fmt.Fprintf(stdout, "domain:   %s\nid:       %s\nmode:     %s\n", out.Domain, out.ID, out.Mode)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,19 +32,11 @@ func cmdTLS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprint(stderr, tlsUsage)
 		return &exitError{code: 64, err: errors.New("")}
 	}
-	fs := flag.NewFlagSet("tls rollover", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tlsUsage) }
-	cfgPath := fs.String("config", "", "configuration file")
-	rest, err := parseInterspersed(fs, args[1:])
+	cfgPath, _, _, err := commandArgs("tls rollover", tlsUsage, args[1:], 0, false, stderr)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 0 {
-		fs.Usage()
-		return &exitError{code: 64, err: errors.New("")}
-	}
-	cfg, _, res, err := loadResolver(*cfgPath, stderr)
+	cfg, _, res, err := loadResolver(cfgPath, stderr)
 	if err != nil {
 		return err
 	}
