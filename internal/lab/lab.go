@@ -157,14 +157,20 @@ func Start(ctx context.Context, o Options) (*Internet, error) {
 	}
 
 	// DNS, over UDP and TCP on one port.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("lab: listen for DNS: %w", err)
-	}
-	tl, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// The UDP port picked may be taken for TCP by another process: try a few.
+	var pc net.PacketConn
+	var tl net.Listener
+	for i := 0; ; i++ {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("lab: listen for DNS: %w", err)
+		}
+		if tl, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		return nil, fmt.Errorf("lab: listen for DNS over TCP: %w", err)
+		if i == 20 {
+			return nil, fmt.Errorf("lab: listen for DNS over TCP: %w", err)
+		}
 	}
 	in.dnsAddr = pc.LocalAddr().String()
 	h := &dnsHandler{tree: tree, attacks: in.attacks, mxOf: mxOf, attacker: attackerAddr}
