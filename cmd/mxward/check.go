@@ -10,6 +10,7 @@ import (
 )
 
 const checkUsage = `usage: mxward check [--config FILE] [--json]
+       mxward check [--config FILE] [--json] [--connect=false] [--port N] DOMAIN
 
 Checks what this host's outbound security rests on: that the configuration loads, and
 that each DNS resolver is fit for the configured dns.mode. In mode "validate" a resolver
@@ -19,6 +20,8 @@ the AD bit, that is, validate. A resolver failing these makes every answer insec
 bogus: DANE then protects nothing, or mail to DANE domains is deferred.
 
 Exit status: 0 when every resolver is fit, 1 when some are not, 2 when none is.
+
+With DOMAIN, it checks what delivery to DOMAIN would get instead; see below.
 `
 
 // hostCheckJSON is the --json output of `mxward check`; its field names are stable.
@@ -31,10 +34,14 @@ type hostCheckJSON struct {
 }
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfgPath, asJSON, _, err := commandArgs("check", checkUsage, args, 0, true, stderr)
+	cf, err := parseCheckArgs(args, stderr)
 	if err != nil {
 		return err
 	}
+	if len(cf.rest) == 1 {
+		return cmdCheckDomain(ctx, cf, stdout, stderr)
+	}
+	cfgPath, asJSON := cf.cfgPath, cf.asJSON
 	cfg, source, res, err := loadResolver(cfgPath, stderr)
 	if err != nil {
 		return err

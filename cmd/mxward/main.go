@@ -7,7 +7,7 @@
 //	mxward sendmail [sendmail options] [recipients...]
 //	mxward queue list|show|delete|hold|release [--json] [ID]
 //	mxward config check FILE
-//	mxward check [--json]
+//	mxward check [--json] [DOMAIN [--connect=false] [--port N]]
 //	mxward dns lookup NAME TYPE [--json]
 //	mxward mta-sts show|refresh|forget DOMAIN [--json]
 //	mxward dns-records [--json]
@@ -38,7 +38,9 @@ commands:
   sendmail       submit a message read from standard input (sendmail-compatible)
   queue          list, show, delete, hold or release queued messages
   config check   validate a configuration file without starting
-  check          check this host's DNS resolvers for DNSSEC (what DANE rests on)
+  check          check this host's DNS resolvers for DNSSEC (what DANE rests on), or
+                 with DOMAIN what a delivery there would get: MX, TLSA, MTA-STS, a
+                 STARTTLS probe of each MX host, and a verdict per threat
   dns lookup     look a name up as delivery does, with its DNSSEC status
   mta-sts        show, refresh or forget a domain's cached MTA-STS policy
   dns-records    the DNS records to publish: TLSA (current and next key), MX, MTA-STS, TLS-RPT

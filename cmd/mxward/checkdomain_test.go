@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mxward/internal/lab"
+	"mxward/internal/testpeer"
+)
+
+// shortHex matches an abbreviated digest as messages print it.
+var shortHex = regexp.MustCompile(`[0-9a-f]{8,}…`)
+
+var updateGolden = flag.Bool("update-check-golden", false, "rewrite testdata/check/*.json")
+
+// starttlsResponder is a minimal receiver on loopback: it greets, offers STARTTLS,
+// completes the handshake with cert and then answers QUIT. It is enough for the probe
+// of `mxward check DOMAIN`, which sends no mail.
+func starttlsResponder(t *testing.T, cert tls.Certificate) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serveSTARTTLS(c, cert)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func serveSTARTTLS(c net.Conn, cert tls.Certificate) {
+	defer func() { c.Close() }()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "220 mx.test ESMTP\r\n")
+	r := bufio.NewReader(c)
+	tlsUp := false
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); {
+		case (verb == "EHLO" || verb == "HELO") && !tlsUp:
+			fmt.Fprint(c, "250-mx.test\r\n250 STARTTLS\r\n")
+		case verb == "EHLO" || verb == "HELO":
+			fmt.Fprint(c, "250 mx.test\r\n")
+		case verb == "STARTTLS" && !tlsUp:
+			fmt.Fprint(c, "220 go ahead\r\n")
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+			if tc.Handshake() != nil {
+				return
+			}
+			c, r, tlsUp = tc, bufio.NewReader(tc), true
+		case verb == "QUIT":
+			fmt.Fprint(c, "221 bye\r\n")
+			return
+		default:
+			fmt.Fprint(c, "502 not here\r\n")
+		}
+	}
+}
+
+// `mxward check DOMAIN` against the lab internet (signed DNS tree on loopback, validated
+// in-process) and a STARTTLS receiver with a known certificate: a DANE domain whose TLSA
+// record matches (exit 0), one whose record matches nothing (exit 2, the self-inflicted
+// outage), and an unsigned domain with opportunistic TLS only (exit 1). The JSON output,
+// with volatile fields replaced, is compared with testdata/check/*.json.
+func TestCheckDomain(t *testing.T) {
+	cert, err := testpeer.NewCert("mx.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := starttlsResponder(t, cert.TLS)
+	digest := spkiSHA256(t, cert)
+	wrong := strings.Repeat("ab", 32)
+	mail := func(tlsa string) []string {
+		rs := []string{"@ MX 10 mx", "mx A 127.0.0.1", "_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@example.test\""}
+		if tlsa != "" {
+			rs = append(rs, fmt.Sprintf("_%d._tcp.mx TLSA 3 1 1 %s", port, tlsa))
+		}
+		return rs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in, err := lab.Start(ctx, lab.Options{Zones: []lab.Zone{
+		{Name: "dane.lab", Signed: true, Records: mail(digest)},
+		{Name: "wrong.lab", Signed: true, Records: mail(wrong)},
+		{Name: "plain.lab", Signed: false, Records: mail("")},
+		{Name: "forged.lab", Signed: true, Records: mail(digest)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	in.SetAttack("forged.lab", lab.ForgeMX)
+
+	dir := t.TempDir()
+	var anchors strings.Builder
+	for _, rr := range in.Anchors() {
+		anchors.WriteString(rr.String() + "\n")
+	}
+	anchorFile := filepath.Join(dir, "anchors")
+	if err := os.WriteFile(anchorFile, []byte(anchors.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "mxward.toml")
+	body := fmt.Sprintf("hostname = \"sender.test\"\ndata_dir = %q\n[dns]\nmode = \"validate\"\nresolvers = [%q]\ntrust_anchor_file = %q\n",
+		filepath.Join(dir, "data"), in.DNSAddr(), anchorFile)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	norm := strings.NewReplacer(strconv.Itoa(port), "PORT", digest, "DIGEST", wrong, "WRONG")
+	for _, tc := range []struct {
+		domain string
+		code   int
+		text   []string // in the human output
+	}{
+		{"dane.lab", 0, []string{"TLSA:      authenticate", "DANE:    match: ", "verdict: protected"}},
+		{"wrong.lab", 2, []string{"DANE:    no match", "BROKEN: no MX host's certificate matches", "verdict: broken"}},
+		// An unsigned MX answer forged into a signed zone is bogus: no route at all.
+		{"forged.lab", 2, []string{"route:    FAILED", "BROKEN: no route", "verdict: broken"}},
+		{"plain.lab", 1, []string{"MX:       DNSSEC insecure", "TLS:     TLSv1.3", "starttls_stripping:    NOT protected", "verdict: opportunistic"}},
+	} {
+		t.Run(tc.domain, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			code := run(ctx, []string{"check", "--config", cfg, "--port", strconv.Itoa(port), tc.domain}, nil, &out, &errs)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %s\n%s", code, tc.code, errs.String(), out.String())
+			}
+			for _, s := range tc.text {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("output lacks %q:\n%s", s, out.String())
+				}
+			}
+			t.Log("\n" + out.String())
+			if !strings.Contains(out.String(), `"v=TLSRPTv1; rua=mailto:tlsrpt@example.test"`) || !strings.Contains(out.String(), "pinning:  not implemented") {
+				t.Errorf("output lacks the TLS-RPT record or the pinning line:\n%s", out.String())
+			}
+
+			out.Reset()
+			code = run(ctx, []string{"check", "--json", "--config", cfg, "--port", strconv.Itoa(port), tc.domain}, nil, &out, &errs)
+			if code != tc.code {
+				t.Errorf("--json: exit %d, want %d", code, tc.code)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+				t.Fatalf("--json output: %v\n%s", err, out.String())
+			}
+			m["time"] = "TIME"
+			b, err := json.MarshalIndent(m, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Digests abbreviated in messages change with every certificate.
+			got := shortHex.ReplaceAllString(norm.Replace(string(b)), "HEX…") + "\n"
+			golden := filepath.Join("testdata", "check", tc.domain+".json")
+			if *updateGolden {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("--json differs from %s:\n%s", golden, got)
+			}
+		})
+	}
+}
+
+// Bad usage of `mxward check` fails with exit status 64 before any lookup.
+func TestCheckUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"check", "a.test", "b.test"},
+		{"check", "--port", "0", "a.test"},
+		{"check", "--port", "65536", "a.test"},
+		{"check", "--no-such-flag", "a.test"},
+	} {
+		var out, errs bytes.Buffer
+		if code := run(context.Background(), args, nil, &out, &errs); code != 64 {
+			t.Errorf("%q: exit %d, want 64; stderr %s", args, code, errs.String())
+		}
+	}
+}
