@@ -30,7 +30,7 @@ type Facts struct {
 	// ListVerify is set when the list entry also requires a Web PKI certificate (its
 	// minimum level is not encrypt).
 	ListVerify bool
-	Hosts       []HostFacts
+	Hosts      []HostFacts
 }
 
 // HostFacts are the facts for one MX host.
