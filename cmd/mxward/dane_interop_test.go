@@ -62,16 +62,6 @@ func spkiSHA256(t *testing.T, c *testpeer.Cert) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// waitDeferred waits for a deferred delivery record for rcpt whose reply carries want.
-func (in *instance) waitDeferred(rcpt, want string) map[string]any {
-	in.t.Helper()
-	rec := in.deliveryRecord(rcpt, "deferred")
-	if !strings.Contains(fmt.Sprint(rec["reply"]), want) {
-		in.t.Errorf("%s deferred with %v, want %q", rcpt, rec, want)
-	}
-	return rec
-}
-
 // stripSTARTTLS is a man in the middle on loopback: it relays SMTP to upstream but
 // deletes STARTTLS from every EHLO reply, the downgrade that opportunistic TLS cannot
 // notice. It returns its port.

@@ -142,9 +142,6 @@ type nsecRecord struct {
 	set         *rrset
 }
 
-// has reports whether the record's bitmap lists t.
-func (r *nsecRecord) has(t uint16) bool { return hasType(r.types, t) }
-
 // delegationOrDNAME reports whether the record stands at a point below which the zone
 // holds no data: a delegation (NS without SOA) or a DNAME. Such a record proves nothing
 // about names below its owner (RFC 6840 §4.1, RFC 6672 §5.3.2).

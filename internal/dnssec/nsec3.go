@@ -20,8 +20,6 @@ type nsec3Record struct {
 	set        *rrset
 }
 
-func (r *nsec3Record) has(t uint16) bool { return hasType(r.types, t) }
-
 // sha1HashLen is the length of a SHA-1 hash in base32hex.
 const sha1HashLen = 32
 

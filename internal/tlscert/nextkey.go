@@ -65,9 +65,8 @@ func (s *Store) PreviousTLSA311() string {
 
 // nextKeyFile and friends name the side files; they are meaningful only for a
 // self-signed Store.
-func (s *Store) nextKeyFile() string      { return filepath.Join(s.dir, SelfSignedNextKeyFile) }
-func (s *Store) previousKeyFile() string  { return filepath.Join(s.dir, SelfSignedPreviousKeyFile) }
-func (s *Store) previousCertFile() string { return filepath.Join(s.dir, SelfSignedPreviousCertFile) }
+func (s *Store) nextKeyFile() string     { return filepath.Join(s.dir, SelfSignedNextKeyFile) }
+func (s *Store) previousKeyFile() string { return filepath.Join(s.dir, SelfSignedPreviousKeyFile) }
 
 // ensureNextKey creates the next key if there is none, or if it is the current
 // key (nothing could be rolled over to). An existing next key that cannot be
