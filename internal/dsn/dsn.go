@@ -41,11 +41,6 @@ func (a Action) valid() bool {
 	return false
 }
 
-// success reports whether a is one of the actions RFC 3461 NOTIFY=SUCCESS asks for.
-func (a Action) success() bool {
-	return a == ActionDelivered || a == ActionRelayed || a == ActionExpanded
-}
-
 // RecipientStatus is what one DSN reports about one recipient.
 type RecipientStatus struct {
 	Rcpt           string    // final recipient address (the forward-path mxward delivered to)

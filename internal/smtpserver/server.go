@@ -150,7 +150,6 @@ type Server struct {
 	perIP    map[netip.Addr]int
 	total    int
 	wg       sync.WaitGroup
-	seq      atomic.Uint64
 }
 
 // New returns a server that queues into store.

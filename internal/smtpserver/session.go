@@ -62,7 +62,6 @@ type transaction struct {
 	// BDAT state
 	w       spool.Writer
 	checker *smtp.LineChecker
-	bdatErr *smtp.Reply // first error in a BDAT sequence; later chunks are discarded
 }
 
 func newSession(srv *Server, cfg *Config, conn net.Conn, l Listener, ip netip.Addr) *session {
