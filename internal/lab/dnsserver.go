@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -14,6 +16,66 @@ type dnsHandler struct {
 	attacks  *attacks
 	mxOf     map[string][]string // domain → its MX hosts, for ForgeSigned
 	attacker netip.Addr
+	// plain makes the handler a resolver that does not validate: forgeries pass and AD
+	// is never set.
+	plain bool
+}
+
+// dnsServer is a handler served over UDP and TCP on one loopback port.
+type dnsServer struct {
+	addr     string
+	udp, tcp *mdns.Server
+}
+
+// startDNS serves h on a free port of 127.0.0.1, over UDP and TCP, and returns once
+// both servers run.
+func startDNS(h mdns.Handler) (*dnsServer, error) {
+	// The UDP port picked may be taken for TCP by another process: try a few.
+	var pc net.PacketConn
+	var tl net.Listener
+	var err error
+	for i := 0; ; i++ {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("lab: listen for DNS: %w", err)
+		}
+		if tl, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		if i == 20 {
+			return nil, fmt.Errorf("lab: listen for DNS over TCP: %w", err)
+		}
+	}
+	// Wait until both servers run: Shutdown on a server not yet started fails and
+	// would leave it serving after close.
+	udpUp, tcpUp := make(chan struct{}), make(chan struct{})
+	s := &dnsServer{addr: pc.LocalAddr().String(),
+		udp: &mdns.Server{PacketConn: pc, Handler: h, NotifyStartedFunc: func() { close(udpUp) }},
+		tcp: &mdns.Server{Listener: tl, Handler: h, NotifyStartedFunc: func() { close(tcpUp) }}}
+	errc := make(chan error, 2)
+	for _, srv := range []*mdns.Server{s.udp, s.tcp} {
+		go func() { errc <- srv.ActivateAndServe() }()
+	}
+	for _, up := range []chan struct{}{udpUp, tcpUp} {
+		select {
+		case <-up:
+		case err := <-errc:
+			// Whichever runs is stopped by its listener closing.
+			pc.Close()
+			tl.Close()
+			return nil, fmt.Errorf("lab: start DNS: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// close stops both servers; a nil server is already closed.
+func (s *dnsServer) close() {
+	if s == nil {
+		return
+	}
+	s.udp.Shutdown()
+	s.tcp.Shutdown()
 }
 
 // ServeDNS implements mdns.Handler.
@@ -41,7 +103,7 @@ func (h *dnsHandler) reply(r *mdns.Msg, tcp bool) *mdns.Msg {
 	m := res.msg
 	m.Id, m.RecursionDesired, m.CheckingDisabled = r.Id, r.RecursionDesired, r.CheckingDisabled
 	m.Question = r.Question
-	if forged && res.secure && !r.CheckingDisabled {
+	if forged && res.secure && !r.CheckingDisabled && !h.plain {
 		// A validating resolver given unsigned data for a signed zone refuses it
 		// (RFC 4035 §5.5) and says why (RFC 8914 §4.11, RRSIGs Missing). With CD
 		// the client validates itself and gets the data as it came (RFC 4035 §3.2.2).
@@ -72,7 +134,7 @@ func (h *dnsHandler) reply(r *mdns.Msg, tcp bool) *mdns.Msg {
 	}
 	// AD only on data that validates, and only to a client that showed it
 	// understands DNSSEC (RFC 6840 §5.7, §5.8).
-	m.AuthenticatedData = do && res.secure && !forged && m.Rcode != mdns.RcodeRefused
+	m.AuthenticatedData = do && res.secure && !forged && m.Rcode != mdns.RcodeRefused && !h.plain
 	size := mdns.MinMsgSize
 	if opt != nil {
 		m.SetEdns0(1232, do)

@@ -16,7 +16,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"mxward/internal/testpeer"
+	"mxward/internal/labca"
 )
 
 // attackerHost is the attacker's own mail host, in the unsigned zone attacker.lab.
@@ -51,17 +51,16 @@ type Internet struct {
 	// HTTPSPort is the port of the MTA-STS policy host.
 	HTTPSPort int
 
-	dnsAddr   string
+	dns       *dnsServer // the validating resolver
+	plainDNS  *dnsServer // a resolver that does not validate
 	anchors   []mdns.RR
-	ca        *testpeer.CA
+	ca        *labca.CA
 	attacks   *attacks
 	tap       *tap
 	addrs     map[string]netip.Addr // host → address
 	receivers map[string]*receiver  // host → receiver
 	attacker  *receiver
 	relays    []*relay
-	dnsUDP    *mdns.Server
-	dnsTCP    *mdns.Server
 	https     *http.Server
 	httpsLn   net.Listener
 }
@@ -78,7 +77,7 @@ func Start(ctx context.Context, o Options) (*Internet, error) {
 		}
 	}()
 	var err error
-	if in.ca, err = testpeer.NewCA("mxward lab CA"); err != nil {
+	if in.ca, err = labca.NewCA("mxward lab CA"); err != nil {
 		return nil, fmt.Errorf("lab: create CA: %w", err)
 	}
 
@@ -93,7 +92,8 @@ func Start(ctx context.Context, o Options) (*Internet, error) {
 	policyAddr := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	type mxPlan struct {
 		domain, host string
-		cert         CertKind
+		zone         *zone
+		mx           MXHost
 	}
 	var plans []mxPlan
 	mxOf := make(map[string][]string)
@@ -134,7 +134,7 @@ func Start(ctx context.Context, o Options) (*Internet, error) {
 				return nil, fmt.Errorf("lab: MX host %s is outside zone %s", host, name)
 			}
 			in.addrs[host] = addr
-			plans = append(plans, mxPlan{domain: name, host: host, cert: mx.Cert})
+			plans = append(plans, mxPlan{domain: name, host: host, zone: z, mx: mx})
 			mxOf[name] = append(mxOf[name], host)
 		}
 		if hasPolicy(o.Policies, name) {
@@ -147,54 +147,9 @@ func Start(ctx context.Context, o Options) (*Internet, error) {
 		}
 		zones = append(zones, z)
 	}
-	tree, err := buildTree(zones, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("lab: build zones: %w", err)
-	}
-	in.anchors = []mdns.RR{tree["."].ksk.rr.ToDS(mdns.SHA256)}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 
-	// DNS, over UDP and TCP on one port.
-	// The UDP port picked may be taken for TCP by another process: try a few.
-	var pc net.PacketConn
-	var tl net.Listener
-	for i := 0; ; i++ {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("lab: listen for DNS: %w", err)
-		}
-		if tl, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-		if i == 20 {
-			return nil, fmt.Errorf("lab: listen for DNS over TCP: %w", err)
-		}
-	}
-	in.dnsAddr = pc.LocalAddr().String()
-	h := &dnsHandler{tree: tree, attacks: in.attacks, mxOf: mxOf, attacker: attackerAddr}
-	// Wait until both servers run: Shutdown on a server not yet started fails and
-	// would leave it serving after Close.
-	udpUp, tcpUp := make(chan struct{}), make(chan struct{})
-	in.dnsUDP = &mdns.Server{PacketConn: pc, Handler: h, NotifyStartedFunc: func() { close(udpUp) }}
-	in.dnsTCP = &mdns.Server{Listener: tl, Handler: h, NotifyStartedFunc: func() { close(tcpUp) }}
-	errc := make(chan error, 2)
-	for _, srv := range []*mdns.Server{in.dnsUDP, in.dnsTCP} {
-		go func() { errc <- srv.ActivateAndServe() }()
-	}
-	for _, up := range []chan struct{}{udpUp, tcpUp} {
-		select {
-		case <-up:
-		case err := <-errc:
-			in.dnsUDP, in.dnsTCP = nil, nil // whichever runs is stopped by its listener closing below
-			pc.Close()
-			tl.Close()
-			return nil, fmt.Errorf("lab: start DNS: %w", err)
-		}
-	}
-
-	// Receivers behind relays, all relays and the attacker on one port.
+	// Receivers behind relays, all relays and the attacker on one port. The port must
+	// be known before the zones are signed: TLSA records are named by it (RFC 6698 §3).
 	addrs := []netip.Addr{attackerAddr}
 	for _, p := range plans {
 		addrs = append(addrs, in.addrs[p.host])
@@ -214,21 +169,29 @@ func Start(ctx context.Context, o Options) (*Internet, error) {
 	for i, p := range plans {
 		r := &receiver{host: p.host}
 		name := strings.TrimSuffix(p.host, ".")
-		switch p.cert {
+		var c *labca.Cert
+		var err error
+		switch p.mx.Cert {
 		case CertCA:
-			c, err := in.ca.Issue([]string{name}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
-			if err != nil {
-				closeAll(lns[i+1:])
-				return nil, fmt.Errorf("lab: certificate for %s: %w", name, err)
-			}
-			r.cert = &c.TLS
+			c, err = in.ca.Issue([]string{name}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 		case CertSelfSigned:
-			c, err := testpeer.NewCert(name)
-			if err != nil {
-				closeAll(lns[i+1:])
-				return nil, fmt.Errorf("lab: certificate for %s: %w", name, err)
-			}
+			c, err = labca.NewCert(name)
+		}
+		if err != nil {
+			closeAll(lns[i+1:])
+			return nil, fmt.Errorf("lab: certificate for %s: %w", name, err)
+		}
+		if c != nil {
 			r.cert = &c.TLS
+		}
+		if rec, err := tlsaRecord(p.mx.TLSA, c); err != nil {
+			closeAll(lns[i+1:])
+			return nil, fmt.Errorf("lab: TLSA record for %s: %w", name, err)
+		} else if rec != "" {
+			if err := p.zone.addLine(fmt.Sprintf("_%d._tcp.%s TLSA %s", in.SMTPPort, p.host, rec)); err != nil {
+				closeAll(lns[i+1:])
+				return nil, fmt.Errorf("lab: %w", err)
+			}
 		}
 		if r.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 			closeAll(lns[i+1:])
@@ -239,6 +202,26 @@ func Start(ctx context.Context, o Options) (*Internet, error) {
 		rl := &relay{domain: p.domain, backend: r.ln.Addr().String(), ln: lns[i+1], attacks: in.attacks, tap: in.tap}
 		in.relays = append(in.relays, rl)
 		go rl.serve()
+	}
+
+	tree, err := buildTree(zones, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("lab: build zones: %w", err)
+	}
+	in.anchors = []mdns.RR{tree["."].ksk.rr.ToDS(mdns.SHA256)}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// The validating resolver, and the plain one of a sender that does not validate.
+	h := &dnsHandler{tree: tree, attacks: in.attacks, mxOf: mxOf, attacker: attackerAddr}
+	if in.dns, err = startDNS(h); err != nil {
+		return nil, err
+	}
+	plain := *h
+	plain.plain = true
+	if in.plainDNS, err = startDNS(&plain); err != nil {
+		return nil, err
 	}
 
 	// The MTA-STS policy host, with one lab-CA certificate for every mta-sts name.
@@ -301,12 +284,8 @@ func closeAll(lns []net.Listener) {
 
 // Close stops every server and waits for their connections to end.
 func (in *Internet) Close() error {
-	if in.dnsUDP != nil {
-		in.dnsUDP.Shutdown()
-	}
-	if in.dnsTCP != nil {
-		in.dnsTCP.Shutdown()
-	}
+	in.dns.close()
+	in.plainDNS.close()
 	if in.https != nil {
 		in.https.Close()
 	}
@@ -322,8 +301,15 @@ func (in *Internet) Close() error {
 	return nil
 }
 
-// DNSAddr is the resolver's address, "127.0.0.1:port", for dns.Config.Servers.
-func (in *Internet) DNSAddr() string { return in.dnsAddr }
+// DNSAddr is the address, "127.0.0.1:port", of the lab's validating resolver: it
+// answers as Unbound does, with SERVFAIL for data that fails validation unless the
+// query sets CD, and the AD bit on secure data.
+func (in *Internet) DNSAddr() string { return in.dns.addr }
+
+// PlainDNSAddr is the address of a resolver that does not validate, as many MTAs
+// have: it passes forged data on and never sets AD. A sender using it in trust-ad mode
+// sees no DNSSEC at all.
+func (in *Internet) PlainDNSAddr() string { return in.plainDNS.addr }
 
 // Anchors returns the trust anchor of the lab root: the DS of its KSK, for
 // dnssec.Config.Anchors.

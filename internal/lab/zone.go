@@ -5,7 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -13,6 +16,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"mxward/internal/labca"
 )
 
 // A Zone describes one zone of the lab tree.
@@ -30,7 +35,8 @@ type Zone struct {
 }
 
 // AddMX adds a mail exchanger host (a name relative to the zone, or fully qualified
-// with a trailing dot) with preference pref and certificate kind cert.
+// with a trailing dot) with preference pref and certificate kind cert, and no TLSA
+// record.
 func (z *Zone) AddMX(host string, pref uint16, cert CertKind) {
 	z.MX = append(z.MX, MXHost{Name: host, Pref: pref, Cert: cert})
 }
@@ -41,6 +47,44 @@ type MXHost struct {
 	Name string // relative to the zone, or fully qualified with a trailing dot
 	Pref uint16
 	Cert CertKind
+	// TLSA is the DANE record published for the host at _<SMTPPort>._tcp.<host>.
+	TLSA TLSAKind
+}
+
+// TLSAKind is the TLSA record published for an MX host.
+type TLSAKind int
+
+const (
+	// NoTLSA publishes none.
+	NoTLSA TLSAKind = iota
+	// TLSAMatch publishes "3 1 1" for the host's own key (DANE-EE, RFC 7672 §3.1.1).
+	// For a host without STARTTLS it is the digest of a key the host never shows.
+	TLSAMatch
+	// TLSAWrong publishes "3 1 1" for a key the host does not have: the domain's own
+	// broken DANE, which a DANE sender must refuse to deliver through (DANE-20).
+	TLSAWrong
+)
+
+// tlsaRecord returns the TLSA record data of kind for the host certificate c (nil for
+// a host without STARTTLS), or "" for NoTLSA.
+func tlsaRecord(kind TLSAKind, c *labca.Cert) (string, error) {
+	if kind == NoTLSA {
+		return "", nil
+	}
+	var spki []byte
+	if kind == TLSAMatch && c != nil {
+		spki = c.TLS.Leaf.RawSubjectPublicKeyInfo
+	} else {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return "", fmt.Errorf("generate key: %w", err)
+		}
+		if spki, err = x509.MarshalPKIXPublicKey(&k.PublicKey); err != nil {
+			return "", fmt.Errorf("encode key: %w", err)
+		}
+	}
+	sum := sha256.Sum256(spki)
+	return "3 1 1 " + hex.EncodeToString(sum[:]), nil
 }
 
 // signer is a DNSKEY with its private key.
