@@ -342,8 +342,14 @@ func (res *resolver) hosts(ctx context.Context, rt *Route, mxs []dns.MX) (*Route
 			selfPref = int(mx.Pref)
 			break
 		}
+		var te *dns.TemporaryError
 		switch {
 		case err == nil:
+		case errors.As(err, &te) && te.Reason == "bogus":
+			// DANE-03: a bogus address is never used; like any DNSSEC failure it defers
+			// (decision 14.7).
+			skip(ReasonDNSSECBogus, true, err)
+			continue
 		case dns.IsTemporary(err):
 			skip("dns_temporary", true, err)
 			continue
@@ -395,7 +401,15 @@ func (res *resolver) hosts(ctx context.Context, rt *Route, mxs []dns.MX) (*Route
 		}
 	}
 	if len(hosts) == 0 {
-		// MX-06: exchangers exist but none can be used.
+		// MX-06: exchangers exist but none can be used. When DNSSEC validation is
+		// why, say so: it is what the operator of either side has to look at.
+		for _, s := range rt.Skipped {
+			if s.Reason == ReasonDNSSECBogus {
+				e := newError(rt.Domain, ReasonDNSSECBogus, s.Err)
+				e.Msg = "MX host addresses failed DNSSEC validation"
+				return nil, e
+			}
+		}
 		for _, s := range rt.Skipped {
 			if s.Temporary {
 				return nil, tempNoUsable(rt.Domain)

@@ -289,6 +289,23 @@ func TestResolve(t *testing.T) {
 			want:  want{reason: "dnssec_bogus", temporary: true, code: 451, enhanced: "4.7.5"},
 		},
 		{
+			name: "DANE-03 bogus address of the only MX host defers as bogus", domain: "example.com",
+			setup: func(f *fakeResolver) {
+				f.setMX("example.com", dns.Secure, "10 mx1.example.com")
+				f.ipErr["mx1.example.com"] = errBogus
+			},
+			want: want{reason: "dnssec_bogus", temporary: true, code: 451, enhanced: "4.7.5"},
+		},
+		{
+			name: "DANE-03 bogus address of one MX host: the other is used", domain: "example.com",
+			setup: func(f *fakeResolver) {
+				f.setMX("example.com", dns.Secure, "10 mx1.example.com", "20 mx2.example.com")
+				f.ipErr["mx1.example.com"] = errBogus
+				f.setIP("mx2.example.com", dns.Secure, "192.0.2.2")
+			},
+			want: want{hosts: "mx2.example.com/20=192.0.2.2", mxStatus: dns.Secure},
+		},
+		{
 			name: "MX-05 implicit MX", domain: "implicit.example",
 			setup: func(f *fakeResolver) {
 				f.setMX("implicit.example", dns.Secure)
