@@ -3,9 +3,12 @@ package lab
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,9 +38,11 @@ func startLab(t *testing.T) *Internet {
 	plain.AddMX("mx", 10, CertNone)
 	insecure := Zone{Name: "insecure.lab", Signed: false}
 	insecure.AddMX("mx", 10, CertCA)
+	dane := Zone{Name: "dane.lab", Signed: true, MX: []MXHost{{Name: "mx", Pref: 10, Cert: CertSelfSigned, TLSA: TLSAMatch}}}
+	broken := Zone{Name: "broken.lab", Signed: true, MX: []MXHost{{Name: "mx", Pref: 10, Cert: CertCA, TLSA: TLSAWrong}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	in, err := Start(ctx, Options{Zones: []Zone{secure, self, plain, insecure},
+	in, err := Start(ctx, Options{Zones: []Zone{secure, self, plain, insecure, dane, broken},
 		Policies: map[string]string{"secure.lab": testPolicy}})
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +60,16 @@ func validating(t *testing.T, in *Internet) *dns.Client {
 		t.Fatal(err)
 	}
 	c, err := dns.NewClient(dns.Config{Servers: []string{in.DNSAddr()}, Validator: v, CacheSize: -1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// plainResolver returns a client of the lab's resolver that does not validate.
+func plainResolver(t *testing.T, in *Internet) *dns.Client {
+	t.Helper()
+	c, err := dns.NewClient(dns.Config{Servers: []string{in.PlainDNSAddr()}, CacheSize: -1, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +138,9 @@ func TestDNSSEC(t *testing.T) {
 		{name: "trust-ad unsigned", client: trustingAD, domain: "insecure.lab", want: dns.Insecure, wantHost: "mx.insecure.lab"},
 		{name: "trust-ad forged MX signed", client: trustingAD, domain: "secure.lab", attack: ForgeMX, bogus: true},
 		{name: "trust-ad forged MX unsigned", client: trustingAD, domain: "plain.lab", attack: ForgeMX, want: dns.Insecure, wantHost: AttackerHost()},
+		// A resolver that does not validate passes the forgery on and never says secure.
+		{name: "plain resolver signed", client: plainResolver, domain: "secure.lab", want: dns.Insecure, wantHost: "mx.secure.lab"},
+		{name: "plain resolver forged MX signed", client: plainResolver, domain: "secure.lab", attack: ForgeMX, want: dns.Insecure, wantHost: AttackerHost()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in.SetAttack(tc.domain, tc.attack)
@@ -240,6 +258,45 @@ func send(t *testing.T, c *smtp.Client, body string) {
 	}
 	if err := c.Quit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTLSA checks the DANE records the lab publishes: TLSAMatch is the SHA-256 of the
+// key the host shows in STARTTLS, TLSAWrong matches nothing, and both are secure and
+// named by the shared SMTP port (RFC 6698 §3).
+func TestTLSA(t *testing.T) {
+	in := startLab(t)
+	for _, tc := range []struct {
+		host  string
+		match bool
+	}{{"mx.dane.lab", true}, {"mx.broken.lab", false}} {
+		t.Run(tc.host, func(t *testing.T) {
+			name := fmt.Sprintf("_%d._tcp.%s", in.SMTPPort, tc.host)
+			res, err := validating(t, in).LookupTLSA(context.Background(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Overall() != dns.Secure || len(res.Records) != 1 {
+				t.Fatalf("TLSA %s: status %v, %d records", name, res.Overall(), len(res.Records))
+			}
+			r := res.Records[0]
+			if r.Usage != 3 || r.Selector != 1 || r.MatchingType != 1 {
+				t.Fatalf("TLSA %s: %d %d %d, want 3 1 1", name, r.Usage, r.Selector, r.MatchingType)
+			}
+			c := ehlo(t, in, tc.host)
+			var leaf *x509.Certificate
+			if err := c.StartTLS(&tls.Config{ServerName: tc.host, InsecureSkipVerify: true,
+				VerifyConnection: func(cs tls.ConnectionState) error { leaf = cs.PeerCertificates[0]; return nil }}); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+			if got := hex.EncodeToString(sum[:]) == strings.ToLower(hex.EncodeToString(r.Data)); got != tc.match {
+				t.Errorf("TLSA matches the host's key: %v, want %v", got, tc.match)
+			}
+		})
+	}
+	if res, err := validating(t, in).LookupTLSA(context.Background(), fmt.Sprintf("_%d._tcp.mx.self.lab", in.SMTPPort)); err == nil && len(res.Records) > 0 {
+		t.Errorf("TLSA published for a host without TLSA: %+v", res.Records)
 	}
 }
 
