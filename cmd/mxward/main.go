@@ -3,6 +3,7 @@
 //
 // Usage:
 //
+//	mxward lab [--json] [--html FILE]
 //	mxward serve [--config FILE] [--log-format text|json]
 //	mxward sendmail [sendmail options] [recipients...]
 //	mxward queue list|show|delete|hold|release [--json] [ID]
@@ -34,6 +35,8 @@ var version = ""
 const usage = `usage: mxward <command> [arguments]
 
 commands:
+  lab            see what protects mail and what does not: real deliveries through a
+                 simulated internet with an attacker on the path (offline, seconds)
   serve          run the mail server (embedded defaults unless --config is given)
   sendmail       submit a message read from standard input (sendmail-compatible)
   queue          list, show, delete, hold or release queued messages
@@ -98,6 +101,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdMTASTS(ctx, args[1:], stdout, stderr)
 	case "dns":
 		err = cmdDNS(ctx, args[1:], stdout, stderr)
+	case "lab":
+		err = cmdLab(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mxward", versionString())
 	case "-h", "--help", "help":
