@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -211,5 +212,132 @@ func TestCheckUsage(t *testing.T) {
 		if code := run(context.Background(), args, nil, &out, &errs); code != 64 {
 			t.Errorf("%q: exit %d, want 64; stderr %s", args, code, errs.String())
 		}
+	}
+}
+
+// `mxward check DOMAIN` against the lab's own receivers, one domain of every kind the
+// lab can build: MTA-STS enforce with a CA-valid MX, enforce with a self-signed MX (a
+// broken policy), testing mode, DANE and MTA-STS together, DANE on a host without
+// STARTTLS, a TLSA record matching nothing, no STARTTLS at all, and a forged address in
+// a signed zone. The binary runs as an operator would run it, with the lab CA as its Web
+// PKI (SSL_CERT_FILE); the JSON output is compared with testdata/check/lab-*.json.
+func TestCheckLabKinds(t *testing.T) {
+	policy := func(mode, domain string) string {
+		return "version: STSv1\r\nmode: " + mode + "\r\nmx: mx." + domain + "\r\nmax_age: 86400\r\n"
+	}
+	rpt := func(d string) []string { return []string{"_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@" + d + "\""} }
+	zones := []lab.Zone{
+		{Name: "sts.lab", MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertCA}}, Records: rpt("sts.lab")},
+		{Name: "sts-selfsigned.lab", MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertSelfSigned}}},
+		{Name: "sts-testing.lab", MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertCA}}},
+		{Name: "all.lab", Signed: true, MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertCA, TLSA: lab.TLSAMatch}}, Records: rpt("all.lab")},
+		{Name: "dane-nostarttls.lab", Signed: true, MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertNone, TLSA: lab.TLSAMatch}}},
+		{Name: "tlsa-wrong.lab", Signed: true, MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertSelfSigned, TLSA: lab.TLSAWrong}}},
+		{Name: "nostarttls.lab", MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertNone}}},
+		{Name: "forged-signed.lab", Signed: true, MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertCA, TLSA: lab.TLSAMatch}}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in, err := lab.Start(ctx, lab.Options{Zones: zones, Policies: map[string]string{
+		"sts.lab":            policy("enforce", "sts.lab"),
+		"sts-selfsigned.lab": policy("enforce", "sts-selfsigned.lab"),
+		"sts-testing.lab":    policy("testing", "sts-testing.lab"),
+		"all.lab":            policy("enforce", "all.lab"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	in.SetAttack("forged-signed.lab", lab.ForgeSigned)
+
+	dir := t.TempDir()
+	var anchors strings.Builder
+	for _, rr := range in.Anchors() {
+		anchors.WriteString(rr.String() + "\n")
+	}
+	anchorFile, caFile, cfg := filepath.Join(dir, "anchors"), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "mxward.toml")
+	body := fmt.Sprintf("hostname = \"sender.test\"\ndata_dir = %q\n[dns]\nmode = \"validate\"\nresolvers = [%q]\ntrust_anchor_file = %q\n[mta_sts]\nhttps_port = %d\n",
+		filepath.Join(dir, "data"), in.DNSAddr(), anchorFile, in.HTTPSPort)
+	for f, b := range map[string]string{anchorFile: anchors.String(), caFile: string(in.CAPEM()), cfg: body} {
+		if err := os.WriteFile(f, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := strconv.Itoa(in.SMTPPort)
+	// Keys, policy ids and fetch times are made afresh on every run.
+	policyID := regexp.MustCompile(`\b1[0-9]{9}\b`)
+	digest64 := regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	stamp := regexp.MustCompile(`"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"`)
+	for _, tc := range []struct {
+		domain string
+		code   int
+		text   []string
+	}{
+		{"sts.lab", 0, []string{"verdict: protected"}},
+		{"sts-selfsigned.lab", 2, []string{"verdict: broken"}},
+		{"sts-testing.lab", 1, []string{"verdict: opportunistic"}},
+		{"all.lab", 0, []string{"DANE:    match: ", "verdict: protected"}},
+		{"dane-nostarttls.lab", 2, []string{"verdict: broken"}},
+		{"tlsa-wrong.lab", 2, []string{"DANE:    no match", "verdict: broken"}},
+		{"nostarttls.lab", 1, []string{"verdict: opportunistic"}},
+		{"forged-signed.lab", 2, []string{"verdict: broken"}},
+	} {
+		t.Run(tc.domain, func(t *testing.T) {
+			check := func(args ...string) (string, int) {
+				cmd := exec.Command(mxwardBin, append([]string{"check", "--config", cfg, "--port", port, tc.domain}, args...)...)
+				cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+caFile)
+				var out bytes.Buffer
+				cmd.Stdout = &out
+				err := cmd.Run()
+				code := 0
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				return out.String(), code
+			}
+			out, code := check()
+			t.Log("\n" + out)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			for _, s := range tc.text {
+				if !strings.Contains(out, s) {
+					t.Errorf("output lacks %q", s)
+				}
+			}
+			out, code = check("--json")
+			if code != tc.code {
+				t.Errorf("--json: exit %d, want %d", code, tc.code)
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(out), &m); err != nil {
+				t.Fatalf("--json output: %v\n%s", err, out)
+			}
+			m["time"] = "TIME"
+			b, err := json.MarshalIndent(m, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.ReplaceAll(string(b), port, "PORT")
+			got = policyID.ReplaceAllString(got, "POLICY-ID")
+			got = digest64.ReplaceAllString(got, "DIGEST")
+			got = stamp.ReplaceAllString(got, `"TIMESTAMP"`)
+			got = shortHex.ReplaceAllString(got, "HEX…") + "\n"
+			golden := filepath.Join("testdata", "check", "lab-"+tc.domain+".json")
+			if *updateGolden {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("--json differs from %s:\n%s", golden, got)
+			}
+		})
 	}
 }
