@@ -219,5 +219,8 @@ func printReport(w io.Writer, r probe.Report) {
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "BROKEN: %s\n", p)
 	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	fmt.Fprintf(w, "verdict: %s\n", r.Verdict.Verdict)
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"mxward/internal/dane"
@@ -111,8 +112,11 @@ type Decision struct {
 
 // Probe is what a STARTTLS connection to the host's first address showed.
 type Probe struct {
-	Addr       string   `json:"address"`
-	Error      string   `json:"error,omitempty"`
+	Addr  string `json:"address"`
+	Error string `json:"error,omitempty"`
+	// Reached is set when the server greeted: a probe that could not connect (port 25
+	// is often blocked from clients and clouds) says nothing about the server.
+	Reached    bool     `json:"reached"`
 	STARTTLS   bool     `json:"starttls"`
 	TLSVersion string   `json:"tls_version,omitempty"`
 	Chain      []string `json:"chain,omitempty"` // subjects, leaf first
@@ -213,14 +217,27 @@ func Check(ctx context.Context, o Options) Report {
 	for _, s := range rt.Skipped {
 		rep.Skipped = append(rep.Skipped, Skip{Host: s.Host, Pref: s.Pref, Reason: s.Reason})
 	}
-	for _, rh := range rt.Hosts {
-		h, hf := checkHost(ctx, o, rt, rh, port, sts, listEntry, now)
-		rep.Hosts = append(rep.Hosts, h)
-		f.Hosts = append(f.Hosts, hf)
+	// The hosts are checked at once, a few at a time, so that a domain with several
+	// unreachable MX hosts costs one probe timeout rather than one per host.
+	rep.Hosts = make([]Host, len(rt.Hosts))
+	f.Hosts = make([]HostFacts, len(rt.Hosts))
+	sem := make(chan struct{}, maxParallelProbes)
+	var wg sync.WaitGroup
+	for i, rh := range rt.Hosts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rep.Hosts[i], f.Hosts[i] = checkHost(ctx, o, rt, rh, port, sts, listEntry, now)
+		}()
 	}
+	wg.Wait()
 	rep.Verdict = Judge(f)
 	return rep
 }
+
+// maxParallelProbes bounds the MX hosts checked at once.
+const maxParallelProbes = 8
 
 // checkHost runs the TLSA step, the policy decision and the probe for one MX host.
 func checkHost(ctx context.Context, o Options, rt *route.Route, rh route.Host, port int, sts *mtasts.Result, le *policylist.Entry, now func() time.Time) (Host, HostFacts) {
@@ -271,7 +288,10 @@ func checkHost(ctx context.Context, o Options, rt *route.Route, rh route.Host, p
 		}
 		p := probeHost(ctx, o, rh.Addrs[0], port, rh.Name, dh, refIDs, now)
 		h.Probe = &p
-		hf.Probed, hf.ProbeErr, hf.STARTTLS = true, p.Error, p.STARTTLS
+		hf.Probed, hf.ProbeErr, hf.STARTTLS = p.Reached, p.Error, p.STARTTLS
+		if !p.Reached {
+			hf.Unreached = true
+		}
 		hf.DANEMatch, hf.WebPKI = p.DANEMatch, p.WebPKIOK
 	}
 	return h, hf
@@ -314,8 +334,13 @@ func probeHost(ctx context.Context, o Options, addr netip.Addr, port int, name s
 	if err != nil {
 		conn.Close()
 		p.Error = fmt.Sprintf("smtp session: %v", err)
+		var se *smtpclient.Error
+		// A greeting that never came is no more the server's answer than a refused
+		// connection: some networks accept port 25 connections and say nothing.
+		p.Reached = !errors.As(err, &se) || (se.Stage != "connect" && se.Stage != "greeting")
 		return p
 	}
+	p.Reached = true
 	info := c.TLS()
 	_ = c.Quit(ctx)
 	c.Close()

@@ -2,6 +2,8 @@ package probe
 
 import (
 	"context"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,86 @@ func TestCheckMTASTS(t *testing.T) {
 			}
 			if tc.domain == "none.lab" && (p.STARTTLS || p.Error == "") {
 				t.Errorf("no STARTTLS expected, got %+v", p)
+			}
+		})
+	}
+}
+
+// A probe that cannot reach an MX host — a refused connection, or a network that
+// accepts port 25 connections and never greets, as some block outgoing mail — says
+// nothing about the host: a DANE domain must not be judged broken for it, and the
+// report says the verdict rests on DNS alone. A reachable host with a TLSA record
+// matching nothing is still broken.
+func TestCheckUnreachedHost(t *testing.T) {
+	dane := lab.Zone{Name: "dane.lab", Signed: true, MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertSelfSigned, TLSA: lab.TLSAMatch}}}
+	wrong := lab.Zone{Name: "wrong.lab", Signed: true, MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertSelfSigned, TLSA: lab.TLSAWrong}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := lab.Start(ctx, lab.Options{Zones: []lab.Zone{dane, wrong}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	v, err := dnssec.New(dnssec.Config{Anchors: in.Anchors()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dns.NewClient(dns.Config{Servers: []string{in.DNSAddr()}, Validator: v, CacheSize: -1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never greeting, until the test ends
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	to := func(addr string) func(context.Context, string, string) (net.Conn, error) {
+		return func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	for _, tc := range []struct {
+		name, domain string
+		dial         func(context.Context, string, string) (net.Conn, error)
+		reached      bool
+		verdict      string
+	}{
+		{"reached, matching", "dane.lab", nil, true, Protected},
+		{"reached, matching nothing", "wrong.lab", nil, true, Broken},
+		{"connection refused", "wrong.lab", to(closedAddr), false, Protected},
+		{"never greets", "wrong.lab", to(silent.Addr().String()), false, Protected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := Check(ctx, Options{Domain: tc.domain, Resolver: res, Connect: true, Port: in.SMTPPort,
+				Dial: tc.dial, Hostname: "sender.test", Timeout: 500 * time.Millisecond})
+			if len(rep.Hosts) != 1 || rep.Hosts[0].Probe == nil {
+				t.Fatalf("hosts %+v", rep.Hosts)
+			}
+			p := rep.Hosts[0].Probe
+			if p.Reached != tc.reached {
+				t.Errorf("reached %v, want %v (%s)", p.Reached, tc.reached, p.Error)
+			}
+			if rep.Verdict.Verdict != tc.verdict {
+				t.Errorf("verdict %s, want %s; problems %q", rep.Verdict.Verdict, tc.verdict, rep.Problems)
+			}
+			if noted := len(rep.Notes) > 0 && strings.Contains(rep.Notes[0], "not reached"); noted == tc.reached {
+				t.Errorf("notes %q; reached %v", rep.Notes, tc.reached)
 			}
 		})
 	}

@@ -43,9 +43,12 @@ type HostFacts struct {
 	LocalTLS bool
 	// Deferred is set when delivery would not even try the host (tlspolicy.Decision.Defer).
 	Deferred string
-	// Probed is set when a connection was attempted; the fields below are meaningful
-	// only then.
-	Probed    bool
+	// Probed is set when the probe reached the server (it greeted); the fields below
+	// are meaningful only then.
+	Probed bool
+	// Unreached is set when a probe was tried but never got a greeting: the verdict for
+	// the host then rests on DNS alone.
+	Unreached bool
 	ProbeErr  string
 	STARTTLS  bool // offered and the handshake completed
 	DANEMatch bool // the chain matched a usable TLSA record
@@ -66,6 +69,8 @@ type Verdict struct {
 	Verdict  string   `json:"verdict"`
 	Threats  []Threat `json:"threats"`
 	Problems []string `json:"problems,omitempty"` // why the verdict is Broken
+	// Notes qualify the verdict, e.g. MX hosts the probe could not reach from here.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // ExitCode maps the verdict to the exit status of `mxward check DOMAIN`.
@@ -85,6 +90,11 @@ func Judge(f Facts) Verdict {
 	var v Verdict
 	if f.RouteError != "" {
 		v.Problems = append(v.Problems, "no route: "+f.RouteError)
+	}
+	for _, h := range f.Hosts {
+		if h.Unreached {
+			v.Notes = append(v.Notes, h.Name+": not reached from this host ("+h.ProbeErr+"); outgoing port 25 may be blocked here, so what its certificate would show is unknown and the verdict rests on DNS alone")
+		}
 	}
 	all := func(p func(HostFacts) bool) bool {
 		if len(f.Hosts) == 0 {

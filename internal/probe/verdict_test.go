@@ -17,6 +17,7 @@ func TestJudge(t *testing.T) {
 	}{
 		{"dane matching, signed MX", Facts{MXSecure: true, Hosts: []HostFacts{daneOK}}, Protected, [4]bool{true, true, true, true}},
 		{"dane matching nothing", Facts{MXSecure: true, Hosts: []HostFacts{daneBad}}, Broken, [4]bool{true, true, true, true}},
+		{"dane host not reached: DNS alone decides", Facts{MXSecure: true, Hosts: []HostFacts{{Name: "mx", DANE: "authenticate", Unreached: true, ProbeErr: "connect: refused"}}}, Protected, [4]bool{true, true, true, true}},
 		{"dane one of two matches", Facts{MXSecure: true, Hosts: []HostFacts{daneBad, daneOK}}, Protected, [4]bool{true, true, true, true}},
 		{"half-dane: unsigned MX", Facts{Hosts: []HostFacts{daneOK}}, Opportunistic, [4]bool{true, true, false, true}},
 		{"encrypt-only TLSA", Facts{MXSecure: true, Hosts: []HostFacts{{Name: "mx", DANE: "encrypt_only", Probed: true, STARTTLS: true}}}, Opportunistic, [4]bool{true, true, true, false}},
