@@ -182,21 +182,26 @@ func TestCheckDomain(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Digests abbreviated in messages change with every certificate.
-			got := shortHex.ReplaceAllString(norm.Replace(string(b)), "HEX…") + "\n"
-			golden := filepath.Join("testdata", "check", tc.domain+".json")
-			if *updateGolden {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("--json differs from %s:\n%s", golden, got)
-			}
+			compareGolden(t, filepath.Join("testdata", "check", tc.domain+".json"), shortHex.ReplaceAllString(norm.Replace(string(b)), "HEX…")+"\n")
 		})
+	}
+}
+
+// compareGolden compares got with the golden file, rewriting it first with
+// -update-check-golden.
+func compareGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *updateGolden {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("--json differs from %s:\n%s", golden, got)
 	}
 }
 
@@ -324,20 +329,7 @@ func TestCheckLabKinds(t *testing.T) {
 			got = policyID.ReplaceAllString(got, "POLICY-ID")
 			got = digest64.ReplaceAllString(got, "DIGEST")
 			got = stamp.ReplaceAllString(got, `"TIMESTAMP"`)
-			got = shortHex.ReplaceAllString(got, "HEX…") + "\n"
-			golden := filepath.Join("testdata", "check", "lab-"+tc.domain+".json")
-			if *updateGolden {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("--json differs from %s:\n%s", golden, got)
-			}
+			compareGolden(t, filepath.Join("testdata", "check", "lab-"+tc.domain+".json"), shortHex.ReplaceAllString(got, "HEX…")+"\n")
 		})
 	}
 }

@@ -13,6 +13,20 @@ import (
 	"mxward/internal/mtasts"
 )
 
+// labResolver is a client of the lab's DNS validating in-process, as delivery does.
+func labResolver(t *testing.T, in *lab.Internet) *dns.Client {
+	t.Helper()
+	v, err := dnssec.New(dnssec.Config{Anchors: in.Anchors()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dns.NewClient(dns.Config{Servers: []string{in.DNSAddr()}, Validator: v, CacheSize: -1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // Check over the lab internet with an injected MTA-STS lookup: receivers with lab-CA
 // and self-signed certificates, the lab CA as the Web PKI roots.
 func TestCheckMTASTS(t *testing.T) {
@@ -29,14 +43,7 @@ func TestCheckMTASTS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
-	v, err := dnssec.New(dnssec.Config{Anchors: in.Anchors()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := dns.NewClient(dns.Config{Servers: []string{in.DNSAddr()}, Validator: v, CacheSize: -1, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := labResolver(t, in)
 	enforce := func(mx string) func(context.Context, string) (mtasts.Result, error) {
 		return func(context.Context, string) (mtasts.Result, error) {
 			return mtasts.Result{Policy: &mtasts.Policy{Version: "STSv1", Mode: mtasts.ModeEnforce, MX: []string{mx}, MaxAge: time.Hour},
@@ -102,14 +109,7 @@ func TestCheckUnreachedHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
-	v, err := dnssec.New(dnssec.Config{Anchors: in.Anchors()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := dns.NewClient(dns.Config{Servers: []string{in.DNSAddr()}, Validator: v, CacheSize: -1, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := labResolver(t, in)
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
