@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mxward/internal/dns/dnstest"
 	"mxward/internal/mtasts"
+	"mxward/internal/testpeer"
 )
 
 // mxward dns-records: TLSA 3 1 1 for the key in service and for the next key (stable
@@ -107,5 +109,87 @@ func TestTLSRolloverCommand(t *testing.T) {
 	after := tlsa()
 	if len(after) != 3 || after[0] != next || after[1] == cur || after[1] == next || after[2] != cur {
 		t.Errorf("after the rollover: %v (was current %s, next %s)", after, cur, next)
+	}
+}
+
+// dns-records says who serves each domain's MTA-STS policy: the operator when
+// mta_sts_policy.listen is empty; mxward, with the CNAME of the policy host, for a
+// domain whose mta-sts name a configured certificate covers; and for a domain no
+// certificate covers, that mxward does not serve it. The policy and its id come from
+// [mta_sts_policy] (RFC 8461 §3.1: the id changes with the policy).
+func TestDNSRecordsPolicyHosts(t *testing.T) {
+	ca, err := testpeer.NewCA("dns-records test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPath := filepath.Join(dir, "mta-sts")
+	writePolicyCert(t, ca, certPath, "mta-sts.example.test")
+	write := func(table string) string {
+		cfg := filepath.Join(dir, "mxward.toml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf("hostname = \"mx.example.test\"\ndata_dir = %q\n[local]\ndomains = [\"example.test\", \"example.org\"]\n%s",
+			filepath.Join(dir, "data"), table)), 0o644)
+		return cfg
+	}
+	run := func(cfg string) (recordsJSON, string) {
+		t.Helper()
+		out, code := runMxward(t, "dns-records", "--config", cfg, "--json")
+		var j recordsJSON
+		if code != 0 || json.Unmarshal([]byte(out), &j) != nil {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		text, _ := runMxward(t, "dns-records", "--config", cfg)
+		return j, text
+	}
+	cnames := func(j recordsJSON) map[string]string {
+		m := map[string]string{}
+		for _, r := range j.Records {
+			if r.Type == "CNAME" {
+				m[r.Name] = r.Value
+			}
+		}
+		return m
+	}
+
+	j, text := run(write(""))
+	for _, d := range []string{"example.test", "example.org"} {
+		if h := j.PolicyHosts[d]; h.ServedBy != "operator" || h.URL != "https://mta-sts."+d+"/.well-known/mta-sts.txt" || h.Problem != "" {
+			t.Errorf("without a listener, %s: %+v", d, h)
+		}
+	}
+	if len(cnames(j)) != 0 || !strings.Contains(text, "to serve as text/plain at https://mta-sts.example.test/.well-known/mta-sts.txt") {
+		t.Errorf("without a listener: CNAMEs %v, text:\n%s", cnames(j), text)
+	}
+	testingID := j.PolicyID
+
+	j, text = run(write(fmt.Sprintf("[mta_sts_policy]\nlisten = \"127.0.0.1:8443\"\nmode = \"enforce\"\nmx = [\"mx.example.test\", \"*.backup.example.test\"]\nmax_age = \"14d\"\n"+
+		"[[mta_sts_policy.certificate]]\ncert_file = %q\nkey_file = %q\n", certPath+".pem", certPath+".key")))
+	if h := j.PolicyHosts["example.test"]; h.ServedBy != "mxward" || h.Listen != "127.0.0.1:8443" || h.CertFile != certPath+".pem" {
+		t.Errorf("covered domain: %+v", h)
+	}
+	if h := j.PolicyHosts["example.org"]; h.ServedBy != "operator" || !strings.Contains(h.Problem, "mta-sts.example.org") {
+		t.Errorf("uncovered domain: %+v", h)
+	}
+	if c := cnames(j); len(c) != 1 || c["mta-sts.example.test."] != "mx.example.test." {
+		t.Errorf("CNAME records: %v", c)
+	}
+	p, err := mtasts.ParsePolicy([]byte(j.Policies["example.test"]))
+	if err != nil || p.Mode != mtasts.ModeEnforce || p.MaxAge != 14*24*time.Hour || !p.Matches("a.backup.example.test") {
+		t.Errorf("policy %q: %+v %v", j.Policies["example.test"], p, err)
+	}
+	if pub, err := mtasts.Publish(*p); err != nil || pub.ID != j.PolicyID || j.PolicyID == testingID {
+		t.Errorf("id %s (was %s), want the id of the policy printed: %+v %v", j.PolicyID, testingID, pub, err)
+	}
+	for _, want := range []string{
+		"served by mxward at https://mta-sts.example.test/.well-known/mta-sts.txt (listener 127.0.0.1:8443",
+		"MTA-STS policy for example.org: mxward does NOT serve it",
+		`_mta-sts.example.org. IN TXT "v=STSv1; id=` + j.PolicyID + `"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "mode testing first") {
+		t.Errorf("advice for mode testing printed for an enforce policy:\n%s", text)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"mxward/internal/delivery"
 	"mxward/internal/local"
 	"mxward/internal/mtasts"
+	"mxward/internal/mtasts/policyserver"
 	"mxward/internal/policylist"
 	"mxward/internal/route"
 	"mxward/internal/smtpclient"
@@ -112,6 +113,8 @@ type daemon struct {
 	resolver *resolver
 	sts      *mtasts.Manager    // nil when MTA-STS is disabled
 	list     policylist.Current // the static policy list in force, swapped on reload
+
+	stsPolicy *policyserver.Server // serves our own MTA-STS policy; nil when mta_sts_policy.listen is empty
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -190,6 +193,15 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	d.list.Store(list)
 	d.remote.PolicyList = d.list.Lookup
 	d.srv = smtpserver.New(scfg, store, log.With("component", "smtp"))
+	if cfg.MTASTSPolicy.Listen != "" {
+		pcfg, err := policyServerConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if d.stsPolicy, err = policyserver.New(ctx, pcfg, log.With("component", "mta-sts-server")); err != nil {
+			return nil, err
+		}
+	}
 
 	// Bind everything before serving anything, so a port conflict fails the start cleanly.
 	type bound struct {
@@ -197,9 +209,13 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		l  smtpserver.Listener
 	}
 	var lns []bound
+	var stsLn net.Listener
 	closeAll := func() {
 		for _, b := range lns {
 			b.ln.Close()
+		}
+		if stsLn != nil {
+			stsLn.Close()
 		}
 	}
 	for _, l := range cfg.Listeners {
@@ -220,6 +236,13 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		d.sock = cfg.Sendmail.Socket
 		lns = append(lns, bound{ln, smtpserver.Listener{Name: "sendmail", Role: smtpserver.RoleLocal, TLS: smtpserver.TLSNone}})
 		log.Info("listening", "listener", "sendmail", "address", cfg.Sendmail.Socket, "role", "local")
+	}
+	if d.stsPolicy != nil {
+		if stsLn, err = net.Listen("tcp", cfg.MTASTSPolicy.Listen); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listen on %s (mta_sts_policy.listen): %w", cfg.MTASTSPolicy.Listen, err)
+		}
+		log.Info("listening", "listener", "mta-sts", "address", stsLn.Addr().String(), "role", "mta-sts-policy", "tls", "implicit")
 	}
 
 	d.reg = prometheus.NewRegistry()
@@ -273,6 +296,16 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	go func() { defer d.wg.Done(); d.local.Run(ctx) }()
 	go func() { defer d.wg.Done(); d.remote.Run(ctx) }()
 	go func() { defer d.wg.Done(); d.certs.Watch(ctx, 30*time.Second) }()
+	if d.stsPolicy != nil {
+		d.wg.Add(2)
+		go func() {
+			defer d.wg.Done()
+			if err := d.stsPolicy.Serve(stsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("listener stopped", "listener", "mta-sts", "error", err)
+			}
+		}()
+		go func() { defer d.wg.Done(); d.stsPolicy.Watch(ctx, 30*time.Second) }()
+	}
 	ok = true
 	log.Info("ready")
 	return d, nil
@@ -449,10 +482,45 @@ func (d *daemon) reload(path, source string) {
 		}
 		d.list.Store(list)
 	}
+	if !d.reloadPolicyServer(cfg) {
+		return
+	}
 	d.srv.Reload(scfg)
 	d.remote.SetPolicies(tlspolicy.Level(cfg.Delivery.TLSLevel), policies)
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "config", path)
+}
+
+// reloadPolicyServer gives the MTA-STS policy server the reloaded policy, domains and
+// certificates, and says when the policy id changed, since the _mta-sts TXT record
+// must then change too (RFC 8461 §3.1). It reports false, having logged why, when the
+// new configuration cannot be served.
+func (d *daemon) reloadPolicyServer(cfg *config.Config) bool {
+	if cfg.MTASTSPolicy.Listen != d.cfg.MTASTSPolicy.Listen {
+		d.log.Warn("mta_sts_policy.listen changes take effect after a restart")
+	}
+	oldPub, err1 := d.cfg.MTASTSPublication()
+	newPub, err2 := cfg.MTASTSPublication()
+	if err2 != nil {
+		d.log.Error("reload failed, keeping the running configuration", "error", err2)
+		return false
+	}
+	// A policy server that is to stop keeps its last state until the restart.
+	if d.stsPolicy != nil && cfg.MTASTSPolicy.Listen != "" {
+		pcfg, err := policyServerConfig(cfg)
+		if err == nil {
+			err = d.stsPolicy.Update(context.Background(), pcfg)
+		}
+		if err != nil {
+			d.log.Error("reload failed, keeping the running configuration", "error", err)
+			return false
+		}
+	}
+	if err1 == nil && oldPub.ID != newPub.ID {
+		d.log.Warn("mta-sts policy changed: publish the new id in the _mta-sts TXT records (mxward dns-records)",
+			"component", "mta-sts-server", "policy_id", newPub.ID, "mode", string(newPub.Policy.Mode))
+	}
+	return true
 }
 
 func sameListeners(a, b *config.Config) bool {
@@ -475,6 +543,9 @@ func (d *daemon) shutdown(grace time.Duration) error {
 	err := d.srv.Shutdown(ctx)
 	if d.admin != nil {
 		d.admin.Shutdown(ctx)
+	}
+	if d.stsPolicy != nil {
+		d.stsPolicy.Shutdown(ctx)
 	}
 	d.cancel()
 	d.wg.Wait()

@@ -53,6 +53,9 @@ type Config struct {
 	DNS       DNS        `toml:"dns"`
 	MTASTS    MTASTS     `toml:"mta_sts"`
 	List      List       `toml:"policy_list"`
+
+	// MTASTSPolicy is the policy mxward publishes (and may serve) for its own domains.
+	MTASTSPolicy MTASTSPolicy `toml:"mta_sts_policy"`
 }
 
 // MTASTS configures MTA-STS (RFC 8461) for outbound mail.
@@ -303,6 +306,7 @@ func defaults() *Config {
 			DANEDigests:              "sha512 sha256",
 			ConnectTimeout:           Duration(30 * time.Second),
 		},
+		MTASTSPolicy: MTASTSPolicy{Mode: defaultMTASTSPolicyMode, MaxAge: defaultMTASTSPolicyMaxAge},
 	}
 }
 
@@ -372,6 +376,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(d.errs) == 0 {
 		c.derive()
 		d.validate(c)
+		d.validateMTASTSPolicy(c)
 	}
 	if err := d.err(); err != nil {
 		return nil, err
