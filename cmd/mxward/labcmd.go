@@ -105,6 +105,7 @@ func labAttacks() []labAttack {
 		{"strip-starttls", "active: deletes STARTTLS from the EHLO reply", lab.StripSTARTTLS},
 		{"forge-mx", "active: forged MX naming the attacker's host (CA-valid certificate for its own name)", lab.ForgeMX},
 		{"forge-signed", "active: forged address for the MX host, signatures stripped", lab.ForgeSigned},
+		{"first-contact", "active, on a sender's first contact: forged MX, and the _mta-sts record denied", lab.ForgeMX | lab.HideMTASTS},
 	}
 }
 

@@ -25,6 +25,9 @@ const (
 	// ForgeSigned answers the A query for the domain's MX hosts with the attacker's
 	// address, unsigned: for a signed zone, the RRSIGs are stripped.
 	ForgeSigned
+	// HideMTASTS answers the domain's _mta-sts TXT query with a forged, unsigned
+	// NXDOMAIN: on first contact a sender then finds no policy at all (RFC 8461 §10).
+	HideMTASTS
 )
 
 // String names the behaviours in a, for logs and the lab matrix.
@@ -36,7 +39,7 @@ func (a Attack) String() string {
 	for _, n := range []struct {
 		bit  Attack
 		name string
-	}{{Passive, "passive"}, {StripSTARTTLS, "strip-starttls"}, {ForgeMX, "forge-mx"}, {ForgeSigned, "forge-signed"}} {
+	}{{Passive, "passive"}, {StripSTARTTLS, "strip-starttls"}, {ForgeMX, "forge-mx"}, {ForgeSigned, "forge-signed"}, {HideMTASTS, "hide-mta-sts"}} {
 		if a&n.bit != 0 {
 			s = append(s, n.name)
 		}

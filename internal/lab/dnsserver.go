@@ -161,6 +161,16 @@ func (h *dnsHandler) forge(name string, qtype uint16) (result, bool) {
 		m.Answer = []mdns.RR{&mdns.MX{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeMX, Class: mdns.ClassINET, Ttl: 300},
 			Preference: 10, Mx: attackerHost}}
 		return result{msg: m, secure: zoneFor(h.tree, name, qtype).secure()}, true
+	case mdns.TypeTXT:
+		domain, ok := strings.CutPrefix(name, "_mta-sts.")
+		if !ok || h.attacks.get(domain)&HideMTASTS == 0 {
+			return result{}, false
+		}
+		m := new(mdns.Msg)
+		m.SetQuestion(name, qtype)
+		m.Response, m.RecursionAvailable = true, true
+		m.Rcode = mdns.RcodeNameError
+		return result{msg: m, secure: zoneFor(h.tree, name, qtype).secure()}, true
 	case mdns.TypeA:
 		for domain, hosts := range h.mxOf {
 			if h.attacks.get(domain)&ForgeSigned == 0 {

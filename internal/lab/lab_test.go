@@ -261,6 +261,27 @@ func send(t *testing.T, c *smtp.Client, body string) {
 	}
 }
 
+// HideMTASTS denies the _mta-sts record: a forged NXDOMAIN that a resolver without
+// DNSSEC believes, and that is bogus for a signed zone.
+func TestHideMTASTS(t *testing.T) {
+	in := startLab(t)
+	ctx := context.Background()
+	if _, err := plainResolver(t, in).LookupTXT(ctx, "_mta-sts.secure.lab"); err != nil {
+		t.Fatalf("before the attack: %v", err)
+	}
+	in.SetAttack("secure.lab", HideMTASTS)
+	if _, err := plainResolver(t, in).LookupTXT(ctx, "_mta-sts.secure.lab"); !errors.Is(err, dns.ErrNXDomain) {
+		t.Errorf("plain resolver: %v, want the forged NXDOMAIN", err)
+	}
+	var te *dns.TemporaryError
+	if _, err := validating(t, in).LookupTXT(ctx, "_mta-sts.secure.lab"); !errors.As(err, &te) || te.Reason != "bogus" {
+		t.Errorf("validating client: %v, want bogus", err)
+	}
+	if _, err := validating(t, in).LookupTXT(ctx, "_mta-sts.dane.lab"); !errors.Is(err, dns.ErrNXDomain) {
+		t.Errorf("another domain: %v, want its real NXDOMAIN", err)
+	}
+}
+
 // TestTLSA checks the DANE records the lab publishes: TLSAMatch is the SHA-256 of the
 // key the host shows in STARTTLS, TLSAWrong matches nothing, and both are secure and
 // named by the shared SMTP port (RFC 6698 §3).
