@@ -145,6 +145,15 @@ func TestLabMatrix(t *testing.T) {
 		}
 	}
 
+	// A static policy list entry closes the gap (LIST-06: consulted when MTA-STS says
+	// nothing).
+	safeDeferral(cell("mxward-list", "mta-sts", "first-contact"), "the policy list on first contact")
+	for _, c := range rep.Cells {
+		if c.Sender == "mxward-list" && c.Destination != "none" && c.AttackerRead {
+			t.Errorf("mxward-list, %s/%s: the attacker got the message: %s", c.Destination, c.Attack, c.Explain)
+		}
+	}
+
 	// Apart from that gap, mxward's default never hands a protected destination's mail
 	// to the attacker.
 	for _, c := range rep.Cells {
@@ -180,8 +189,8 @@ func TestLabCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("lab --json: %v\n%s", err, out)
 	}
-	if len(rep.Cells) != 5*4*6 {
-		t.Errorf("%d cells, want %d", len(rep.Cells), 5*4*6)
+	if len(rep.Cells) != 6*4*6 {
+		t.Errorf("%d cells, want %d", len(rep.Cells), 6*4*6)
 	}
 	for _, c := range rep.Cells {
 		if c.Outcome == "" || c.Explain == "" {

@@ -20,6 +20,7 @@ import (
 	"mxward/internal/delivery"
 	"mxward/internal/lab"
 	"mxward/internal/mtasts"
+	"mxward/internal/policylist"
 	"mxward/internal/spool"
 )
 
@@ -27,13 +28,14 @@ const labUsage = `usage: mxward lab [--json] [--html FILE] [--verbose]
 
 Starts a simulated internet inside this process — a DNSSEC-signed DNS tree, receiving
 MX hosts, an MTA-STS policy host, and an attacker on the path — and sends real messages
-through mxward's own delivery engine from five sender configurations:
+through mxward's own delivery engine from six sender configurations:
 
   opportunistic    STARTTLS when offered, any certificate (what most MTAs do)
   verify-mx-name   TLS required, certificate verified for the MX host name
   mta-sts          opportunistic, plus MTA-STS (RFC 8461)
   dane             DANE (RFC 7672) with DNSSEC validated in-process, MTA-STS off
-  mxward-default   mxward's defaults: DANE and MTA-STS
+  mxward-default   mxward's defaults: DNSSEC, DANE and MTA-STS
+  mxward-list      the defaults and a static policy list naming the MTA-STS domains
 
 to destinations that publish all protections, DANE only, MTA-STS only, or nothing, while
 the attacker watches passively, strips STARTTLS, forges the MX record, or forges the
@@ -56,6 +58,9 @@ type labSender struct {
 	// plainDNS senders resolve through a resolver that does not validate, as most
 	// MTAs do: the first three columns show what their mechanism does on its own.
 	plainDNS bool
+	// list senders install a static policy list with an entry for each destination
+	// that publishes MTA-STS, as an operator would for the domains it cares about.
+	list bool
 }
 
 func labSenders() []labSender {
@@ -69,6 +74,7 @@ func labSenders() []labSender {
 		{Name: "dane", Title: "DANE with DNSSEC validated in-process, no MTA-STS",
 			Config: "[delivery]\ntls_level = \"dane\"\n[mta_sts]\nenabled = false\n"},
 		{Name: "mxward-default", Title: "mxward's defaults: DNSSEC, DANE and MTA-STS", Config: ""},
+		{Name: "mxward-list", Title: "mxward's defaults and a static policy list naming the MTA-STS domains", list: true},
 	}
 }
 
@@ -215,17 +221,24 @@ func runLab(ctx context.Context, log *slog.Logger) (*labReport, error) {
 		return nil, err
 	}
 	defer in.Close()
-	for i, s := range rep.Senders {
-		if s.plainDNS {
-			rep.Senders[i].Config = fmt.Sprintf("[dns]\nmode = \"trust-ad\"\nresolvers = [%q] # does not validate\n", in.PlainDNSAddr()) + s.Config
-		}
-	}
 
 	dir, err := os.MkdirTemp("", "mxward-lab-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	listFile, err := writeLabList(dir, rep)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range rep.Senders {
+		if s.plainDNS {
+			rep.Senders[i].Config = fmt.Sprintf("[dns]\nmode = \"trust-ad\"\nresolvers = [%q] # does not validate\n", in.PlainDNSAddr()) + s.Config
+		}
+		if s.list {
+			rep.Senders[i].Config = fmt.Sprintf("[policy_list]\nfile = %q\n", listFile) + s.Config
+		}
+	}
 	anchors := filepath.Join(dir, "lab-root.anchor")
 	var ab strings.Builder
 	for _, rr := range in.Anchors() {
@@ -271,6 +284,27 @@ func runLab(ctx context.Context, log *slog.Logger) (*labReport, error) {
 	})
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	return rep, nil
+}
+
+// writeLabList writes the static policy list of the list senders: an enforce entry,
+// Web PKI verified, for each destination that publishes MTA-STS, naming its MX host.
+func writeLabList(dir string, rep *labReport) (string, error) {
+	var b strings.Builder
+	b.WriteString("author = \"mxward lab\"\n")
+	for _, d := range rep.Destinations {
+		if !d.sts {
+			continue
+		}
+		for _, a := range rep.Attacks {
+			dom := labDomain(d, a)
+			fmt.Fprintf(&b, "\n[domains.%q]\nmode = \"enforce\"\nmxs = [%q]\nmin-tls = \"verify\"\n", dom, "mx."+dom)
+		}
+	}
+	f := filepath.Join(dir, "policy-list.toml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("write the policy list: %w", err)
+	}
+	return f, nil
 }
 
 // labDomain is the destination domain of kind d under attack a: each pair has its own,
@@ -348,6 +382,13 @@ func labSend(ctx context.Context, in *lab.Internet, s labSender, rep *labReport,
 		remote.MTASTS = sts.Lookup
 		remote.MTASTSRecheck = sts.Recheck
 	}
+	list, err := installPolicyList(cfg, time.Now(), log)
+	if err != nil {
+		return nil, fmt.Errorf("sender %s: %w", s.Name, err)
+	}
+	var current policylist.Current
+	current.Store(list)
+	remote.PolicyList = current.Lookup
 
 	type queued struct {
 		id      spool.ID

@@ -107,22 +107,29 @@ func Install(dir string, l *List, now time.Time) error {
 	if l == nil {
 		return errors.New("installing policy list: no list")
 	}
-	if l.Timestamp.IsZero() {
+	// The operator's own TOML list carries no timestamp: rollback protection guards
+	// against an older downloaded list being replayed, and the operator is this list's
+	// author. It is installed as it is, and leaves the recorded timestamp alone.
+	own := l.Version == LocalVersion && l.Timestamp.IsZero()
+	if l.Timestamp.IsZero() && !own {
 		return errors.New("installing policy list: it has no timestamp, so rollback cannot be detected")
 	}
 	if err := l.Check(now); err != nil {
 		return fmt.Errorf("installing policy list: %w", err)
 	}
-	if l.Timestamp.After(now.Add(MaxFutureSkew)) {
-		return fmt.Errorf("installing policy list: timestamp %s is more than %s in the future",
-			l.Timestamp.UTC().Format(time.RFC3339), MaxFutureSkew)
-	}
-	installed, err := InstalledTimestamp(dir)
-	if err != nil {
-		return fmt.Errorf("installing policy list: %w", err)
-	}
-	if l.Timestamp.Before(installed) {
-		return fmt.Errorf("installing policy list: %w", &RollbackError{Installed: installed, Offered: l.Timestamp})
+	var err error
+	if !own {
+		if l.Timestamp.After(now.Add(MaxFutureSkew)) {
+			return fmt.Errorf("installing policy list: timestamp %s is more than %s in the future",
+				l.Timestamp.UTC().Format(time.RFC3339), MaxFutureSkew)
+		}
+		installed, err := InstalledTimestamp(dir)
+		if err != nil {
+			return fmt.Errorf("installing policy list: %w", err)
+		}
+		if l.Timestamp.Before(installed) {
+			return fmt.Errorf("installing policy list: %w", &RollbackError{Installed: installed, Offered: l.Timestamp})
+		}
 	}
 	doc := l.raw
 	if doc == nil {
@@ -133,9 +140,11 @@ func Install(dir string, l *List, now time.Time) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("installing policy list: %w", err)
 	}
-	mark := l.Timestamp.UTC().Format(time.RFC3339Nano) + "\n"
-	if err := writeAtomic(dir, TimestampFile, []byte(mark)); err != nil {
-		return fmt.Errorf("installing policy list: %w", err)
+	if !own {
+		mark := l.Timestamp.UTC().Format(time.RFC3339Nano) + "\n"
+		if err := writeAtomic(dir, TimestampFile, []byte(mark)); err != nil {
+			return fmt.Errorf("installing policy list: %w", err)
+		}
 	}
 	if err := writeAtomic(dir, ListFile, doc); err != nil {
 		return fmt.Errorf("installing policy list: %w", err)

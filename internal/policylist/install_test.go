@@ -122,10 +122,9 @@ func TestInstallRollback(t *testing.T) {
 
 func TestInstallRefuses(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	local, err := Load("testdata/local.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A list built by a program, not the operator's file, and without a timestamp.
+	noStamp := listAt(t, t0, "mx.example.com")
+	noStamp.Timestamp, noStamp.raw = time.Time{}, nil
 	tests := []struct {
 		name string
 		l    *List
@@ -136,7 +135,7 @@ func TestInstallRefuses(t *testing.T) {
 		{"nil", nil, t0, nil, "no list"},
 		{"expired (LIST-04)", listAt(t, t0, "mx.example.com"), t0.Add(15 * 24 * time.Hour), ErrExpired, "expired"},
 		{"from the future", listAt(t, t0.Add(49*time.Hour), "mx.example.com"), t0, nil, "in the future"},
-		{"no timestamp", local, t0, nil, "no timestamp"},
+		{"no timestamp", noStamp, t0, nil, "no timestamp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +148,39 @@ func TestInstallRefuses(t *testing.T) {
 				t.Errorf("a refused Install left %d files", len(entries))
 			}
 		})
+	}
+}
+
+// The operator's own TOML list has no timestamp: it installs, again and again (serve
+// installs policy_list.file at every start), even after a downloaded list with a
+// timestamp, and leaves that timestamp to guard against the downloaded list's replay.
+func TestInstallOwnList(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	if err := Install(dir, listAt(t, t0, "mx.example.com"), t0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		own, err := Load("testdata/local.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Install(dir, own, t0.Add(time.Hour)); err != nil {
+			t.Fatalf("install %d of the operator's list: %v", i+1, err)
+		}
+	}
+	got, err := LoadInstalled(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != LocalVersion {
+		t.Errorf("installed list version %q, want the operator's", got.Version)
+	}
+	if _, ok, _ := got.Lookup("partner.example", t0); !ok {
+		t.Error("the operator's entry is not in force")
+	}
+	if err := Install(dir, listAt(t, t0.Add(-time.Hour), "mx.example.com"), t0); !errors.Is(err, ErrRollback) {
+		t.Errorf("an older downloaded list after the operator's: %v, want ErrRollback", err)
 	}
 }
 

@@ -55,6 +55,7 @@ func ParseLocal(r io.Reader) (*List, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing local policy list: %w", err)
 	}
+	l.raw = raw // installed as written, comments and all
 	return l, nil
 }
 
