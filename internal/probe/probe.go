@@ -236,8 +236,12 @@ func Check(ctx context.Context, o Options) Report {
 	return rep
 }
 
-// maxParallelProbes bounds the MX hosts checked at once.
-const maxParallelProbes = 8
+const (
+	// maxParallelProbes bounds the MX hosts checked at once.
+	maxParallelProbes = 8
+	// maxProbeAddrs bounds the addresses of one host tried until one answers.
+	maxProbeAddrs = 3
+)
 
 // checkHost runs the TLSA step, the policy decision and the probe for one MX host.
 func checkHost(ctx context.Context, o Options, rt *route.Route, rh route.Host, port int, sts *mtasts.Result, le *policylist.Entry, now func() time.Time) (Host, HostFacts) {
@@ -286,7 +290,17 @@ func checkHost(ctx context.Context, o Options, rt *route.Route, rh route.Host, p
 		if dh.BaseDomain != "" {
 			refIDs = dane.ReferenceIDs(dest, dh.BaseDomain)
 		}
-		p := probeHost(ctx, o, rh.Addrs[0], port, rh.Name, dh, refIDs, now)
+		// The first address that answers is probed: on a host without IPv6 routes
+		// (or IPv4 ones) the first address may be unreachable while the server is fine.
+		var p Probe
+		for i, a := range rh.Addrs {
+			if i == maxProbeAddrs {
+				break
+			}
+			if p = probeHost(ctx, o, a, port, rh.Name, dh, refIDs, now); p.Reached {
+				break
+			}
+		}
 		h.Probe = &p
 		hf.Probed, hf.ProbeErr, hf.STARTTLS = p.Reached, p.Error, p.STARTTLS
 		if !p.Reached {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -164,5 +165,41 @@ func TestCheckUnreachedHost(t *testing.T) {
 				t.Errorf("notes %q; reached %v", rep.Notes, tc.reached)
 			}
 		})
+	}
+}
+
+// When a host's first address cannot be reached (no route for its family, say), the
+// probe tries the next one and judges the host by the address that answered.
+func TestCheckNextAddress(t *testing.T) {
+	z := lab.Zone{Name: "two.lab", Signed: true, Records: []string{"mx A 127.0.1.250"},
+		MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertSelfSigned, TLSA: lab.TLSAMatch}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := lab.Start(ctx, lab.Options{Zones: []lab.Zone{z}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	real, _ := in.Addr("mx.two.lab")
+	var dialed []string
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialed = append(dialed, addr)
+		if len(dialed) == 1 {
+			return nil, errors.New("network is unreachable")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, real.String())
+	}
+	rep := Check(ctx, Options{Domain: "two.lab", Resolver: labResolver(t, in), Connect: true, Port: in.SMTPPort,
+		Dial: dial, Hostname: "sender.test", Timeout: 2 * time.Second})
+	if len(rep.Hosts) != 1 || len(rep.Hosts[0].Addrs) != 2 {
+		t.Fatalf("hosts %+v, want one with two addresses", rep.Hosts)
+	}
+	p := rep.Hosts[0].Probe
+	if len(dialed) != 2 || p == nil || !p.Reached || !p.DANEMatch || p.Addr != dialed[1] {
+		t.Fatalf("dialed %q, probe %+v: want the second address probed and matched", dialed, p)
+	}
+	if rep.Verdict.Verdict != Protected || len(rep.Notes) != 0 {
+		t.Errorf("verdict %s, notes %q", rep.Verdict.Verdict, rep.Notes)
 	}
 }
