@@ -110,6 +110,9 @@ func cmdDNSRecords(ctx context.Context, args []string, stdout, stderr io.Writer)
 		add("_smtp._tls."+dom, "TXT", fmt.Sprintf("\"v=TLSRPTv1; rua=mailto:tlsrpt@%s\"", strings.TrimSuffix(d, ".")),
 			"asks senders for daily TLS reports (RFC 8460 §3)")
 	}
+	if err := addDKIMRecords(cfg, add); err != nil {
+		return err
+	}
 	if asJSON {
 		return writeJSON(stdout, out)
 	}

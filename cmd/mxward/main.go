@@ -13,6 +13,7 @@
 //	mxward mta-sts show|refresh|forget DOMAIN [--json]
 //	mxward dns-records [--json]
 //	mxward tls rollover
+//	mxward dkim keygen --domain D --selector S --out FILE [--algorithm rsa|ed25519]
 //	mxward version
 package main
 
@@ -48,6 +49,7 @@ commands:
   mta-sts        show, refresh or forget a domain's cached MTA-STS policy
   dns-records    the DNS records to publish: TLSA (current and next key), MX, MTA-STS, TLS-RPT
   tls rollover   switch to the next key once its TLSA record is published
+  dkim keygen    generate a DKIM signing key; print its DNS record and [[dkim]] entry
   version        print the version
 
 Run "mxward <command> -h" for a command's options.
@@ -103,6 +105,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdDNS(ctx, args[1:], stdout, stderr)
 	case "lab":
 		err = cmdLab(ctx, args[1:], stdout, stderr)
+	case "dkim":
+		err = cmdDKIM(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mxward", versionString())
 	case "-h", "--help", "help":

@@ -179,6 +179,9 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	if err != nil {
 		return nil, err
 	}
+	if d.remote.Sign, err = newSigner(cfg, log.With("component", "dkim")); err != nil {
+		return nil, err
+	}
 	if d.sts, err = newMTASTS(cfg, d.resolver, log.With("component", "mta-sts")); err != nil {
 		return nil, err
 	}

@@ -56,6 +56,9 @@ type Config struct {
 
 	// MTASTSPolicy is the policy mxward publishes (and may serve) for its own domains.
 	MTASTSPolicy MTASTSPolicy `toml:"mta_sts_policy"`
+
+	// DKIM are the keys outbound mail is signed with (docs/dkim.md).
+	DKIM []DKIM `toml:"dkim"`
 }
 
 // MTASTS configures MTA-STS (RFC 8461) for outbound mail.
@@ -377,6 +380,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		c.derive()
 		d.validate(c)
 		d.validateMTASTSPolicy(c)
+		d.validateDKIM(c)
 	}
 	if err := d.err(); err != nil {
 		return nil, err

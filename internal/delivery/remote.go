@@ -1,11 +1,13 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -81,6 +83,11 @@ type Remote struct {
 	// MTASTSRecheck looks for an updated MTA-STS policy after an enforce failure and
 	// reports whether it changed (RFC 8461 §5.1); nil: no recheck.
 	MTASTSRecheck func(ctx context.Context, domain string) (changed bool, err error)
+	// Sign returns header fields to put in front of a message (its DKIM-Signature), read
+	// from the queued body on each delivery attempt, or nil to send the message as it
+	// is; nil Sign signs nothing. An error defers the message, so that mail meant to be
+	// signed never leaves unsigned.
+	Sign func(ctx context.Context, env *spool.Envelope, body io.Reader) (header []byte, err error)
 
 	Retry        Retry
 	DelayWarning time.Duration // 0: no delayed DSNs
@@ -770,15 +777,36 @@ func (r *Remote) send(ctx context.Context, c *smtpclient.Client, j *job, at *att
 		at.err, at.reason = err, "queue_read_failed"
 		return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.3.0 cannot read the queued message: " + err.Error()}), true
 	}
-	defer body.Close()
+	defer func() { body.Close() }() // body is replaced when signing reads it first
+	size := env.Size
+	var data io.Reader = body
+	if r.Sign != nil {
+		header, err := r.Sign(ctx, env, body)
+		if err != nil {
+			at.err, at.reason = err, "sign_failed"
+			return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.3.0 cannot sign the message: " + err.Error()}), true
+		}
+		// Signing read the body; read it again from the start.
+		again, err := r.Store.Open(ctx, j.key.id)
+		if err != nil {
+			at.err, at.reason = err, "queue_read_failed"
+			return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.3.0 cannot read the queued message: " + err.Error()}), true
+		}
+		body.Close()
+		body = again
+		data = io.MultiReader(bytes.NewReader(header), body)
+		if size > 0 {
+			size += int64(len(header))
+		}
+	}
 	rcpts := make([]smtpclient.Recipient, len(j.rcpts))
 	for i, rc := range j.rcpts {
 		rcpts[i] = smtpclient.Recipient{Addr: rc.Addr, Notify: rc.Notify, ORCPT: rc.ORCPT}
 	}
 	res, err := c.Send(ctx, smtpclient.Envelope{
 		From: env.From, Body: smtpclient.BodyType(env.BodyType), SMTPUTF8: env.SMTPUTF8,
-		RET: env.RET, EnvID: env.EnvID, Size: env.Size, RequireTLS: env.RequireTLS,
-	}, rcpts, body)
+		RET: env.RET, EnvID: env.EnvID, Size: size, RequireTLS: env.RequireTLS,
+	}, rcpts, data)
 	out := make(map[string]rcptOutcome, len(j.rcpts))
 	if err != nil {
 		var se *smtpclient.Error
