@@ -125,10 +125,11 @@ key_file = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	sign, err := newSigner(cfg, slog.New(slog.DiscardHandler))
-	if err != nil || sign == nil {
+	signer, err := newSigner(cfg, slog.New(slog.DiscardHandler))
+	if err != nil || signer == nil {
 		t.Fatalf("newSigner: %v", err)
 	}
+	sign := signer.sign
 	const msg = "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello.\r\n"
 	for _, tc := range []struct {
 		name string
@@ -160,10 +161,33 @@ key_file = %q
 	if s, err := newSigner(&config.Config{}, slog.New(slog.DiscardHandler)); s != nil || err != nil {
 		t.Errorf("newSigner without keys: %v", err)
 	}
-	// A key that cannot be loaded stops the start.
+	count := func() int {
+		t.Helper()
+		h, err := sign(context.Background(), &spool.Envelope{ClientIP: "local"}, strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(h, []byte("DKIM-Signature:"))
+	}
+	// Reload (SIGHUP) swaps the keys: the RSA key retired, the Ed25519 key signs alone.
+	retired := *cfg
+	retired.DKIM = cfg.DKIM[:1:1]
+	if err := signer.reload(&retired); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("after a reload with one key: %d signatures, want 1", n)
+	}
+	// A key that cannot be loaded stops the start, and a reload keeps the keys in force.
 	cfg.DKIM[1].KeyFile = filepath.Join(dir, "missing.pem")
 	if _, err := newSigner(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "dkim[1].key_file") {
 		t.Errorf("newSigner with a missing key: %v", err)
+	}
+	if err := signer.reload(cfg); err == nil {
+		t.Error("reload with a missing key: no error")
+	}
+	if n := count(); n != 1 {
+		t.Errorf("after a failed reload: %d signatures, want the 1 in force", n)
 	}
 }
 

@@ -28,6 +28,7 @@ and for its host name, and why:
                 names mta-sts.<domain> (then also the CNAME of the policy host),
                 otherwise by a web server of yours. The id changes with the policy.
   TLS-RPT       the _smtp._tls TXT record asking senders for TLS reports (RFC 8460).
+  DKIM          the <selector>._domainkey TXT record of each [[dkim]] key (RFC 6376).
 
 The TLSA records only protect mail if the zone holding the host name is DNSSEC-signed.
 `

@@ -115,6 +115,7 @@ type daemon struct {
 	list     policylist.Current // the static policy list in force, swapped on reload
 
 	stsPolicy *policyserver.Server // serves our own MTA-STS policy; nil when mta_sts_policy.listen is empty
+	dkim      *dkimSigner          // nil when no [[dkim]] key was configured at start
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -179,8 +180,11 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	if err != nil {
 		return nil, err
 	}
-	if d.remote.Sign, err = newSigner(cfg, log.With("component", "dkim")); err != nil {
+	if d.dkim, err = newSigner(cfg, log.With("component", "dkim")); err != nil {
 		return nil, err
+	}
+	if d.dkim != nil {
+		d.remote.Sign = d.dkim.sign
 	}
 	if d.sts, err = newMTASTS(cfg, d.resolver, log.With("component", "mta-sts")); err != nil {
 		return nil, err
@@ -487,6 +491,16 @@ func (d *daemon) reload(path, source string) {
 	}
 	if !d.reloadPolicyServer(cfg) {
 		return
+	}
+	switch {
+	case d.dkim != nil:
+		// Keys rotate without a restart; a key that cannot be loaded keeps the old ones.
+		if err := d.dkim.reload(cfg); err != nil {
+			d.log.Error("reload failed, keeping the running configuration", "error", err)
+			return
+		}
+	case len(cfg.DKIM) > 0:
+		d.log.Warn("dkim signing was off at start; [[dkim]] keys take effect after a restart")
 	}
 	d.srv.Reload(scfg)
 	d.remote.SetPolicies(tlspolicy.Level(cfg.Delivery.TLSLevel), policies)
