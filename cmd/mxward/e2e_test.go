@@ -464,6 +464,20 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	swaks(t, "--server", in.addr("inbound"), "--from", "x@remote.test", "--to", "sales@example.test")
 	in.maildir("bob", 1)
+
+	// A key that cannot be loaded on reload is an error in the log, not a silent
+	// "reloaded" with the old key still in service.
+	key := filepath.Join(in.dir, "data", "tls", "selfsigned-key.pem")
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	for len(in.logRecords("tls certificate reload failed, keeping current certificate")) == 0 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("no reload failure logged for an unusable key:\n%s", in.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestMetricsEndpoint(t *testing.T) {

@@ -463,7 +463,11 @@ func (d *daemon) reload(path, source string) {
 		}
 		cfg = c
 	}
-	d.certs.Reload()
+	if err := d.certs.Reload(); err != nil {
+		// The certificate in service stays. Say so loudly: an operator who believes the
+		// new key is in service and removes the old TLSA record breaks DANE senders.
+		d.log.Error("tls certificate reload failed, keeping current certificate", "component", "tls", "error", err)
+	}
 	scfg, err := d.serverConfig(cfg)
 	if err != nil {
 		d.log.Error("reload failed, keeping the running configuration", "error", err)

@@ -180,6 +180,17 @@ func (s *Store) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 // On error the certificate in service is kept and the error says why the new
 // files were refused; the caller logs it.
 func (s *Store) Reload() error {
+	if s.selfSigned {
+		// A rollover in another process moves files under this lock; wait for it to
+		// finish rather than read a half-moved pair.
+		ctx, cancel := context.WithTimeout(context.Background(), reloadLockWait)
+		defer cancel()
+		unlock, err := lockFile(ctx, filepath.Join(s.dir, LockFile))
+		if err != nil {
+			return fmt.Errorf("reload tls certificate: lock %s: %w", s.dir, err)
+		}
+		defer unlock()
+	}
 	if err := s.reload(); err != nil {
 		return fmt.Errorf("reload tls certificate: %w", err)
 	}
@@ -195,6 +206,9 @@ func (s *Store) reload() error {
 	}
 	return s.loadLocked(certInfo, keyInfo)
 }
+
+// reloadLockWait bounds how long Reload waits for a rollover in another process.
+const reloadLockWait = 10 * time.Second
 
 // Watch polls the certificate and key files every interval until ctx is done,
 // and reloads when either one's inode, size, modification time or mode changes.
