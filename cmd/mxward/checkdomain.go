@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mxward/internal/config"
+	"mxward/internal/pin"
 	"mxward/internal/policylist"
 	"mxward/internal/probe"
 	"mxward/internal/tlspolicy"
@@ -22,12 +23,13 @@ const checkDomainUsage = `usage: mxward check [--config FILE] [--json] [--connec
 
 Shows what a delivery from this host to DOMAIN would get, and why: the MX records and
 their DNSSEC status, each MX host's addresses and TLSA records (usable or not, and why),
-the MTA-STS record, policy and cache state, the static policy list entry, the TLS-RPT
-record, and what the TLS policy would require of each host. With --connect (the default)
-each MX host is probed with STARTTLS on --port (default 25): the certificate chain, the
-TLS version, whether DANE matches and whether the Web PKI verifies the MX name. It ends
-with a verdict per threat: passive eavesdropping, STARTTLS stripping, forged MX and
-forged certificate. The --json schema is described in docs/check.md.
+the MTA-STS record, policy and cache state, the static policy list entry, the TLS pin
+(with pinning enabled), the TLS-RPT record, and what the TLS policy would require of
+each host. With --connect (the default) each MX host is probed with STARTTLS on --port
+(default 25): the certificate chain, the TLS version, whether DANE matches and whether
+the Web PKI verifies the MX name. It ends with a verdict per threat: passive
+eavesdropping, STARTTLS stripping, forged MX and forged certificate. The --json schema
+is described in docs/check.md.
 
 Exit status: 0 when protected against all four threats, 1 when only opportunistic, 2
 when broken: a DANE or MTA-STS enforce domain to which delivery would fail.
@@ -90,6 +92,19 @@ func cmdCheckDomain(ctx context.Context, cf checkFlags, stdout, stderr io.Writer
 	if opts.List, err = installedList(cfg); err != nil {
 		return err
 	}
+	if cfg.Pinning.Enabled {
+		// Read only: check never creates the directory nor records anything.
+		pins, err := openPins(cfg, log, false)
+		if err != nil {
+			return err
+		}
+		opts.Pins = func(domain string, now time.Time) (pin.Entry, bool, error) {
+			if pins == nil {
+				return pin.Entry{}, false, nil
+			}
+			return pins.Lookup(domain, now)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	rep := probe.Check(ctx, opts)
@@ -117,6 +132,28 @@ func installedList(cfg *config.Config) (*policylist.List, error) {
 		return nil, fmt.Errorf("load installed policy list from %s: %w", filepath.Clean(cfg.List.Dir), err)
 	}
 	return l, nil
+}
+
+// printPinning writes the pinning line of a report.
+func printPinning(w io.Writer, p probe.Pinning) {
+	e := p.Entry
+	switch {
+	case !p.Enabled:
+		fmt.Fprintln(w, "pinning:  disabled here (pinning.enabled = false)")
+	case p.Error != "":
+		fmt.Fprintf(w, "pinning:  UNREADABLE, delivery applies no pin: %s\n", p.Error)
+	case e == nil:
+		fmt.Fprintln(w, "pinning:  none (no TLS delivery recorded)")
+	case p.State == string(pin.StatePinned):
+		fmt.Fprintf(w, "pinning:  pinned: STARTTLS completed %d times since %s, expires %s; mx %s, %s\n",
+			e.Count, e.FirstSeen.UTC().Format(time.RFC3339), e.Expires.UTC().Format(time.RFC3339),
+			strings.Join(e.MXHosts, " "), strings.Join(e.TLSVersions, " "))
+	case p.State == string(pin.StateObserved):
+		fmt.Fprintf(w, "pinning:  observed: %d TLS deliveries since %s, not yet pinned (nothing enforced)\n",
+			e.Count, e.FirstSeen.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(w, "pinning:  none (the pin expired %s)\n", e.Expires.UTC().Format(time.RFC3339))
+	}
 }
 
 // printReport writes the human form of a report.
@@ -197,7 +234,7 @@ func printReport(w io.Writer, r probe.Report) {
 	} else {
 		fmt.Fprintln(w, "list:     no entry")
 	}
-	fmt.Fprintf(w, "pinning:  %s\n", r.Pinning)
+	printPinning(w, r.Pinning)
 	switch {
 	case r.TLSRPT.Error != "":
 		fmt.Fprintf(w, "TLS-RPT:  %s: lookup failed: %s\n", r.TLSRPT.Name, r.TLSRPT.Error)

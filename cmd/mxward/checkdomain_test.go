@@ -163,7 +163,7 @@ func TestCheckDomain(t *testing.T) {
 				}
 			}
 			t.Log("\n" + out.String())
-			if !strings.Contains(out.String(), `"v=TLSRPTv1; rua=mailto:tlsrpt@example.test"`) || !strings.Contains(out.String(), "pinning:  not implemented") {
+			if !strings.Contains(out.String(), `"v=TLSRPTv1; rua=mailto:tlsrpt@example.test"`) || !strings.Contains(out.String(), "pinning:  disabled here (pinning.enabled = false)") {
 				t.Errorf("output lacks the TLS-RPT record or the pinning line:\n%s", out.String())
 			}
 

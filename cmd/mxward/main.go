@@ -11,6 +11,7 @@
 //	mxward check [--json] [DOMAIN [--connect=false] [--port N]]
 //	mxward dns lookup NAME TYPE [--json]
 //	mxward mta-sts show|refresh|forget DOMAIN [--json]
+//	mxward pin list|show|forget [DOMAIN] [--json]
 //	mxward dns-records [--json]
 //	mxward tls rollover
 //	mxward dkim keygen --domain D --selector S --out FILE [--algorithm rsa|ed25519]
@@ -47,6 +48,7 @@ commands:
                  STARTTLS probe of each MX host, and a verdict per threat
   dns lookup     look a name up as delivery does, with its DNSSEC status
   mta-sts        show, refresh or forget a domain's cached MTA-STS policy
+  pin            list, show or forget TLS pins (destinations that completed STARTTLS before)
   dns-records    the DNS records to publish: TLSA (current and next key), MX, MTA-STS, TLS-RPT
   tls rollover   switch to the next key once its TLSA record is published
   dkim keygen    generate a DKIM signing key; print its DNS record and [[dkim]] entry
@@ -107,6 +109,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdLab(ctx, args[1:], stdout, stderr)
 	case "dkim":
 		err = cmdDKIM(ctx, args[1:], stdout, stderr)
+	case "pin":
+		err = cmdPin(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mxward", versionString())
 	case "-h", "--help", "help":

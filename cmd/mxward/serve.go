@@ -199,6 +199,13 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	}
 	d.list.Store(list)
 	d.remote.PolicyList = d.list.Lookup
+	if cfg.Pinning.Enabled {
+		pins, err := openPins(cfg, log.With("component", "pin"), true)
+		if err != nil {
+			return nil, err
+		}
+		d.remote.Pins = pins
+	}
 	d.srv = smtpserver.New(scfg, store, log.With("component", "smtp"))
 	if cfg.MTASTSPolicy.Listen != "" {
 		pcfg, err := policyServerConfig(cfg)
@@ -476,6 +483,9 @@ func (d *daemon) reload(path, source string) {
 	if !sameListeners(d.cfg, cfg) || d.cfg.Local.Delivery != cfg.Local.Delivery ||
 		d.cfg.Local.Maildir != cfg.Local.Maildir || d.cfg.Local.LMTP != cfg.Local.LMTP || d.cfg.DataDir != cfg.DataDir {
 		d.log.Warn("listener, data_dir and local delivery changes take effect after a restart")
+	}
+	if d.cfg.Pinning != cfg.Pinning {
+		d.log.Warn("[pinning] changes take effect after a restart")
 	}
 	if !sameRouting(d.cfg, cfg) {
 		d.log.Warn("delivery routing and [dns] changes (resolvers, dns mode, trust anchors, smarthost, transports, limits) take effect after a restart; tls_level and tls_policy apply now")

@@ -59,6 +59,9 @@ type Config struct {
 
 	// DKIM are the keys outbound mail is signed with (docs/dkim.md).
 	DKIM []DKIM `toml:"dkim"`
+
+	// Pinning requires TLS of destinations that completed STARTTLS before (docs/pinning.md).
+	Pinning Pinning `toml:"pinning"`
 }
 
 // MTASTS configures MTA-STS (RFC 8461) for outbound mail.
@@ -310,6 +313,8 @@ func defaults() *Config {
 			ConnectTimeout:           Duration(30 * time.Second),
 		},
 		MTASTSPolicy: MTASTSPolicy{Mode: defaultMTASTSPolicyMode, MaxAge: defaultMTASTSPolicyMaxAge},
+		Pinning: Pinning{MaxAge: defaultPinMaxAge, MinObservations: defaultPinMinObservations,
+			MinInterval: defaultPinMinInterval},
 	}
 }
 
@@ -326,6 +331,9 @@ func (c *Config) derive() {
 	}
 	if c.List.Dir == "" {
 		c.List.Dir = filepath.Join(c.DataDir, "policy-list")
+	}
+	if c.Pinning.Dir == "" {
+		c.Pinning.Dir = filepath.Join(c.DataDir, "pins")
 	}
 }
 
@@ -381,6 +389,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		d.validate(c)
 		d.validateMTASTSPolicy(c)
 		d.validateDKIM(c)
+		d.validatePinning(c)
 	}
 	if err := d.err(); err != nil {
 		return nil, err

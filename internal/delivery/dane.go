@@ -74,7 +74,7 @@ func (r *Remote) decide(nextHop string, h Hop, ts *tlsaSteps, dp *destPolicies) 
 	def, table := r.DefaultLevel, r.Policies
 	r.mu.Unlock()
 	in := tlspolicy.Input{NextHop: nextHop, MXHost: h.Name, Literal: h.Literal, Default: def,
-		Table: table, Roots: r.Roots, Now: r.Now, DANE: ts.lookup(h), MTASTS: dp.mtasts(), List: dp.list()}
+		Table: table, Roots: r.Roots, Now: r.Now, DANE: ts.lookup(h), MTASTS: dp.mtasts(), List: dp.list(), Pin: dp.pin()}
 	if h.DANE != nil {
 		in.DANEDest = h.DANE.Dest
 	}

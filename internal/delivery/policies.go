@@ -5,8 +5,10 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"mxward/internal/mtasts"
+	"mxward/internal/pin"
 	"mxward/internal/policylist"
 	"mxward/internal/smtpclient"
 	"mxward/internal/tlspolicy"
@@ -31,6 +33,11 @@ type destPolicies struct {
 	entry    policylist.Entry
 	listed   bool
 	listErr  error
+
+	pinOnce sync.Once
+	pinned  pin.Entry
+	pinLive bool
+	pinErr  error
 }
 
 func newDestPolicies(ctx context.Context, r *Remote, j *job, nextHop string) *destPolicies {
@@ -79,14 +86,76 @@ func (p *destPolicies) list() func() (policylist.Entry, bool, error) {
 	}
 }
 
+// pin returns the lazy pin lookup for tlspolicy.Input, nil when pinning is off. A
+// failed lookup is logged and counts as no pin (tlspolicy says so in the reason): a
+// broken pin store must not stop mail.
+func (p *destPolicies) pin() func() (pin.Entry, bool, error) {
+	if p == nil || p.r.Pins == nil {
+		return nil
+	}
+	return func() (pin.Entry, bool, error) {
+		p.pinOnce.Do(func() {
+			p.pinned, p.pinLive, p.pinErr = p.r.Pins.Lookup(p.nextHop, p.r.Now())
+			if p.pinErr != nil {
+				p.r.Log.Warn("tls pin lookup failed", "queue_id", p.queueID, "domain", p.nextHop, "error", p.pinErr)
+			}
+		})
+		return p.pinned, p.pinLive, p.pinErr
+	}
+}
+
+// PinStore is what delivery needs of the TLS pin store (*pin.Store).
+type PinStore interface {
+	Lookup(domain string, now time.Time) (pin.Entry, bool, error)
+	Observe(ctx context.Context, domain string, o pin.Observation, now time.Time) (pin.Entry, error)
+}
+
+// observePin tells the pin store about an attempt that delivered over TLS, when the
+// decision was one a pin exists to protect: opportunistic TLS, a policy in mode testing
+// (which asks for nothing), or the pin itself, which each such delivery refreshes.
+// DANE, an enforcing MTA-STS policy or list entry, and the operator's table protect
+// the destination already and neither create nor refresh pins; a delivery in clear
+// never touches a pin, which is the point of one.
+func (r *Remote) observePin(ctx context.Context, j *job, nextHop string, results map[string]rcptOutcome, at attempt) {
+	if r.Pins == nil || at.hop.Literal || at.tls.Level == "" || at.tls.Level == "none" {
+		return
+	}
+	d := at.decision
+	if d.Source != tlspolicy.SourceOpportunistic && d.Source != tlspolicy.SourcePin &&
+		!(d.Policy != nil && d.Policy.Testing) {
+		return
+	}
+	delivered := false
+	for _, o := range results {
+		delivered = delivered || o.delivered
+	}
+	if !delivered {
+		return
+	}
+	e, err := r.Pins.Observe(context.WithoutCancel(ctx), nextHop, pin.Observation{MXHost: at.hop.Name, TLSVersion: at.tls.Version}, r.Now())
+	if err != nil {
+		r.Log.Warn("tls pin not updated", "queue_id", string(j.key.id), "domain", nextHop, "mx", at.hop.Name, "error", err)
+		return
+	}
+	r.Log.Debug("tls pin observed", "queue_id", string(j.key.id), "domain", nextHop, "mx", at.hop.Name,
+		"state", string(e.State(r.Now())), "count", e.Count, "expires", e.Expires)
+}
+
 // attemptReason is the attempt record's reason for a session a decision allowed: what
 // the policy that decided found (MTA-STS or the list, else DANE), followed by what a
 // source below it said that the record must show (decision Notes).
 func attemptReason(d tlspolicy.Decision, info smtpclient.TLSInfo) string {
 	var s string
-	if d.Policy != nil {
+	switch {
+	case d.Pin != nil:
+		// The pin decided; a testing policy it overrode still records its findings.
+		s = d.Pin.Summary
+		if d.Policy != nil {
+			s += "; " + policyUseReason(d.Policy, info)
+		}
+	case d.Policy != nil:
 		s = policyUseReason(d.Policy, info)
-	} else {
+	default:
 		s = daneReason(d, info)
 	}
 	if len(d.Notes) == 0 {
@@ -131,9 +200,14 @@ func policyUseReason(p *tlspolicy.PolicyUse, info smtpclient.TLSInfo) string {
 	return s
 }
 
-// policyFailure adds to a failure word which MTA-STS policy or list entry in mode
-// enforce the session failed.
+// policyFailure adds to a failure word which pin, or which MTA-STS policy or list entry
+// in mode enforce, the session failed.
 func policyFailure(word string, d tlspolicy.Decision) string {
+	if d.Pin != nil {
+		// A pinned domain whose STARTTLS is gone: stripping, or the domain dropped TLS
+		// (then `mxward pin forget` is the way out).
+		return word + ": " + d.Pin.Summary
+	}
 	if d.Policy == nil || d.Policy.Testing {
 		return word
 	}

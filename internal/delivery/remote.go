@@ -83,6 +83,11 @@ type Remote struct {
 	// MTASTSRecheck looks for an updated MTA-STS policy after an enforce failure and
 	// reports whether it changed (RFC 8461 §5.1); nil: no recheck.
 	MTASTSRecheck func(ctx context.Context, domain string) (changed bool, err error)
+	// Pins is the TLS pin store (nil: pinning off). It is looked up at most once per
+	// delivery attempt, when nothing above a pin decides a host (§14.8), and told about
+	// each delivery over TLS that the opportunistic decision, a policy in mode testing
+	// or a pin governed (docs/pinning.md).
+	Pins PinStore
 	// Sign returns header fields to put in front of a message (its DKIM-Signature), read
 	// from the queued body on each delivery attempt, or nil to send the message as it
 	// is; nil Sign signs nothing. An error defers the message, so that mail meant to be
@@ -542,6 +547,7 @@ func (r *Remote) deliver(ctx context.Context, j *job, s *session) *session {
 				results, s, at = r.transfer(ctx, j, nextHop, hops, s)
 			}
 		}
+		r.observePin(ctx, j, nextHop, results, at)
 	}
 	r.record(ctx, j, env, now, results, at)
 	return s
@@ -717,11 +723,13 @@ func sameHost(hops []Hop, h Hop, ip netip.Addr) (Hop, bool) {
 }
 
 // plaintextRetryAllowed reports whether a failed handshake may be followed by a
-// plaintext session: only for opportunistic TLS that no TLSA record asked for. A DANE
+// plaintext session: only for opportunistic TLS that no TLSA record or pin asked for. A DANE
 // host, even one whose records are all unusable, has promised STARTTLS (DANE-18), and
 // its failures are never a reason for plaintext (DANE-04, RFC 7672 §2.2).
 func plaintextRetryAllowed(d tlspolicy.Decision) bool {
-	if d.Security.Mode != smtpclient.TLSOpportunistic || d.Source == tlspolicy.SourceDANE {
+	// A pin requires TLS (its mode is not opportunistic); the source is checked too, so
+	// that a pinned host never gets plaintext whatever the mode says.
+	if d.Security.Mode != smtpclient.TLSOpportunistic || d.Source == tlspolicy.SourceDANE || d.Source == tlspolicy.SourcePin {
 		return false
 	}
 	return d.DANE == nil || d.Audit || !d.DANE.TLSRequired()

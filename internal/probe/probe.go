@@ -1,5 +1,5 @@
 // Package probe answers "what would a delivery from this host to DOMAIN get, and why":
-// it gathers the MX route, the DANE, MTA-STS and static-list state, optionally connects
+// it gathers the MX route, the DANE, MTA-STS, static-list and pin state, optionally connects
 // to each MX host, and judges the result per threat (see Judge).
 package probe
 
@@ -18,6 +18,7 @@ import (
 	"mxward/internal/dane"
 	"mxward/internal/dns"
 	"mxward/internal/mtasts"
+	"mxward/internal/pin"
 	"mxward/internal/policylist"
 	"mxward/internal/route"
 	"mxward/internal/smtpclient"
@@ -34,6 +35,9 @@ type Options struct {
 	STSCache func(domain string) (mtasts.Entry, bool)
 	// List is the static policy list in force; nil: none.
 	List *policylist.List
+	// Pins looks the domain up in the TLS pin store (pin.Store.Lookup); nil: pinning
+	// is off.
+	Pins func(domain string, now time.Time) (pin.Entry, bool, error)
 	// Default and Table are the operator's TLS level and per-domain policies.
 	Default tlspolicy.Level
 	Table   tlspolicy.Table
@@ -63,7 +67,7 @@ type Report struct {
 	Skipped    []Skip    `json:"skipped,omitempty"`
 	MTASTS     STS       `json:"mta_sts"`
 	List       *ListUse  `json:"policy_list"`
-	Pinning    string    `json:"pinning"`
+	Pinning    Pinning   `json:"pinning"`
 	TLSRPT     TXT       `json:"tls_rpt"`
 	Verdict
 }
@@ -149,6 +153,20 @@ type ListUse struct {
 	MinTLS string   `json:"min_tls"`
 }
 
+// Pinning is the domain's TLS pin state (internal/pin).
+type Pinning struct {
+	// Enabled is set when pinning is on in the configuration ([pinning] enabled).
+	Enabled bool `json:"enabled"`
+	// State is "pinned" (TLS is required until the entry expires), "observed" (TLS
+	// deliveries seen, not yet enough to pin) or "none" (no entry, an expired one, or
+	// pinning off).
+	State string `json:"state"`
+	// Entry is the stored entry, expired ones included; omitted when there is none.
+	Entry *pin.Entry `json:"entry,omitempty"`
+	// Error is why the store could not be read; delivery then applies no pin.
+	Error string `json:"error,omitempty"`
+}
+
 // TXT is a TXT record set shown raw.
 type TXT struct {
 	Name    string   `json:"name"`
@@ -167,8 +185,23 @@ func Check(ctx context.Context, o Options) Report {
 	if port == 0 {
 		port = dane.DefaultPort
 	}
-	rep := Report{Domain: o.Domain, Time: now(), Pinning: "not implemented"}
+	rep := Report{Domain: o.Domain, Time: now(), Pinning: Pinning{State: string(pin.StateNone)}}
 	var f Facts
+	var pins func() (pin.Entry, bool, error)
+	if o.Pins != nil {
+		rep.Pinning.Enabled = true
+		e, live, err := o.Pins(o.Domain, now())
+		switch {
+		case err != nil:
+			rep.Pinning.Error = err.Error()
+		case e.Domain != "":
+			rep.Pinning.Entry = &e
+			if st := e.State(now()); st != pin.StateExpired {
+				rep.Pinning.State = string(st)
+			}
+		}
+		pins = func() (pin.Entry, bool, error) { return e, live, err }
+	}
 
 	var sts *mtasts.Result
 	if o.MTASTS != nil {
@@ -228,7 +261,7 @@ func Check(ctx context.Context, o Options) Report {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			rep.Hosts[i], f.Hosts[i] = checkHost(ctx, o, rt, rh, port, sts, listEntry, now)
+			rep.Hosts[i], f.Hosts[i] = checkHost(ctx, o, rt, rh, port, sts, listEntry, pins, now)
 		}()
 	}
 	wg.Wait()
@@ -244,7 +277,8 @@ const (
 )
 
 // checkHost runs the TLSA step, the policy decision and the probe for one MX host.
-func checkHost(ctx context.Context, o Options, rt *route.Route, rh route.Host, port int, sts *mtasts.Result, le *policylist.Entry, now func() time.Time) (Host, HostFacts) {
+func checkHost(ctx context.Context, o Options, rt *route.Route, rh route.Host, port int, sts *mtasts.Result, le *policylist.Entry,
+	pins func() (pin.Entry, bool, error), now func() time.Time) (Host, HostFacts) {
 	h := Host{Name: rh.Name, Pref: rh.Pref, AddrStatus: string(rh.AddrStatus)}
 	for _, a := range rh.Addrs {
 		h.Addrs = append(h.Addrs, a.String())
@@ -277,10 +311,11 @@ func checkHost(ctx context.Context, o Options, rt *route.Route, rh route.Host, p
 		e := *le
 		in.List = func() (policylist.Entry, bool, error) { return e, true, nil }
 	}
+	in.Pin = pins
 	d := tlspolicy.Decide(in)
 	h.Decision = Decision{Level: string(d.Level), Source: string(d.Source), Reason: d.Reason}
 	hf := HostFacts{Name: rh.Name, DANE: h.TLSA.Outcome,
-		LocalTLS: d.Source == tlspolicy.SourceLocal && d.RequiresTLS()}
+		LocalTLS: d.Source == tlspolicy.SourceLocal && d.RequiresTLS(), Pinned: d.Source == tlspolicy.SourcePin}
 	if d.Defer != nil {
 		h.Decision.Defer = d.Defer.Error()
 		hf.Deferred = d.Defer.Error()

@@ -41,6 +41,9 @@ type HostFacts struct {
 	DANE string
 	// LocalTLS is set when the operator's policy for the domain requires TLS.
 	LocalTLS bool
+	// Pinned is set when a live TLS pin decides the host: nothing stronger applies,
+	// and TLS is required with any certificate.
+	Pinned bool
 	// Deferred is set when delivery would not even try the host (tlspolicy.Decision.Defer).
 	Deferred string
 	// Probed is set when the probe reached the server (it greeted); the fields below
@@ -118,6 +121,7 @@ func Judge(f Facts) Verdict {
 	daneTLS := all(func(h HostFacts) bool { return h.DANE == "authenticate" || h.DANE == "encrypt_only" })
 	daneAuth := all(func(h HostFacts) bool { return h.DANE == "authenticate" })
 	localTLS := all(func(h HostFacts) bool { return h.LocalTLS })
+	pinned := all(func(h HostFacts) bool { return h.Pinned })
 	probedAll := all(func(h HostFacts) bool { return h.Probed })
 	starttlsAll := all(func(h HostFacts) bool { return h.Probed && h.STARTTLS })
 
@@ -159,6 +163,10 @@ func Judge(f Facts) Verdict {
 		policyTLS, policyBy = true, "static policy list entry in mode enforce"
 	case localTLS:
 		policyTLS, policyBy = true, "the operator's TLS policy for the domain"
+	case pinned:
+		// A pin requires TLS but authenticates nothing: it counts against stripping
+		// and eavesdropping only, never against a forged MX or certificate.
+		policyTLS, policyBy = true, "a TLS pin: the domain completed STARTTLS before, so TLS is required (any certificate)"
 	}
 
 	passive := Threat{Threat: ThreatPassive}
@@ -177,7 +185,7 @@ func Judge(f Facts) Verdict {
 	if policyTLS {
 		strip.Protected, strip.By = true, policyBy
 	} else {
-		strip.Why = "TLS is opportunistic: no DANE, MTA-STS enforce, list enforce or operator policy requires it"
+		strip.Why = "TLS is opportunistic: no DANE, MTA-STS enforce, list enforce, operator policy or TLS pin requires it"
 	}
 
 	forgedMX := Threat{Threat: ThreatForgedMX}

@@ -35,6 +35,16 @@ func TestJudge(t *testing.T) {
 		{"operator requires TLS", Facts{Hosts: []HostFacts{{Name: "mx", DANE: "not_applicable", LocalTLS: true}}}, Opportunistic, [4]bool{true, true, false, false}},
 		{"every host deferred", Facts{STSEnforce: true, Hosts: []HostFacts{{Name: "mx", DANE: "not_applicable", Deferred: "MX host matches no pattern of the policy"}}}, Broken, [4]bool{true, true, true, true}},
 		{"no route", Facts{RouteError: "bogus MX"}, Broken, [4]bool{false, false, false, false}},
+		// A live pin requires TLS: stripping and eavesdropping are stopped, even for a
+		// host the probe found without STARTTLS (delivery defers there) or did not
+		// reach; a forged MX or certificate is not.
+		{"pinned", Facts{Hosts: []HostFacts{{Name: "mx", DANE: "not_applicable", Probed: true, STARTTLS: true, Pinned: true}}}, Opportunistic, [4]bool{true, true, false, false}},
+		{"pinned, STARTTLS gone", Facts{Hosts: []HostFacts{{Name: "mx", DANE: "not_applicable", Probed: true, Pinned: true}}}, Opportunistic, [4]bool{true, true, false, false}},
+		{"pinned, not probed", Facts{Hosts: []HostFacts{{Name: "mx", DANE: "not_applicable", Pinned: true}}}, Opportunistic, [4]bool{true, true, false, false}},
+		// A pin never counts for a host it does not decide.
+		{"pinned at one host of two", Facts{Hosts: []HostFacts{{Name: "mx1", Probed: true, Pinned: true}, noTLS}}, Opportunistic, [4]bool{false, false, false, false}},
+		// DANE beats the pin, and says so.
+		{"dane and pin", Facts{MXSecure: true, Hosts: []HostFacts{daneOK}}, Protected, [4]bool{true, true, true, true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

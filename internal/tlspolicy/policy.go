@@ -10,10 +10,11 @@
 // requires encryption or makes the host unreachable (a passing or testing MTA-STS
 // policy never overrides a failing DANE check, RFC 8461 §2, STS-25); then a live or
 // cached MTA-STS policy of the next-hop domain in mode enforce or testing; then the
-// static policy list (which never overrides MTA-STS, LIST-06); otherwise opportunistic
-// TLS. Pinning is later work. DANE is per host; MTA-STS and the list are per next-hop
-// domain and reach Decide as lazy lookups, so that nothing is fetched where the
-// operator's table or DANE decides.
+// static policy list (which never overrides MTA-STS, LIST-06); then a live pin of the
+// domain (internal/pin), which requires TLS with any certificate and which a policy in
+// mode testing does not override; otherwise opportunistic TLS. DANE is per host;
+// MTA-STS, the list and the pin are per next-hop domain and reach Decide as lazy
+// lookups, so that nothing is fetched where the operator's table or DANE decides.
 //
 // An explicit "may" or "encrypt" entry for a destination is therefore also the way to
 // opt that destination out of DANE (RFC 7672 §9.1 ¶2, DANE-19), and "dane audit" the
@@ -32,6 +33,7 @@ import (
 
 	"mxward/internal/dane"
 	"mxward/internal/mtasts"
+	"mxward/internal/pin"
 	"mxward/internal/policylist"
 	"mxward/internal/smtpclient"
 )
@@ -216,6 +218,11 @@ type Input struct {
 	// (policylist.List.Lookup); called at most once, and only when MTA-STS has said
 	// nothing. nil means no list.
 	List func() (policylist.Entry, bool, error)
+	// Pin returns the pin of the next-hop domain and whether it is live
+	// (pin.Store.Lookup); called at most once, and only when nothing above it made a
+	// binding decision (an MTA-STS policy or list entry in mode testing is not one).
+	// nil means pinning is off.
+	Pin func() (pin.Entry, bool, error)
 }
 
 // Decision is the requirement for one session.
@@ -250,8 +257,11 @@ type Decision struct {
 	Result *DANEResult
 
 	// Policy describes the MTA-STS policy or static list entry that decided the host
-	// (Source SourceMTASTS or SourceList); nil otherwise.
+	// (Source SourceMTASTS or SourceList), or the testing-mode one a pin overrode
+	// (Source SourcePin); nil otherwise.
 	Policy *PolicyUse
+	// Pin describes the pin that decided the host (Source SourcePin); nil otherwise.
+	Pin *PinUse
 	// Notes are what a source that did not decide said that the attempt record must
 	// still show: an MTA-STS policy that could not be determined, an expired list.
 	Notes []string
@@ -311,10 +321,14 @@ func Decide(in Input) Decision {
 		}
 	}
 	if !local && (pol.Level == LevelMay || pol.Level == LevelDANE) && d.Source == SourceOpportunistic && d.Defer == nil {
-		// Neither the operator nor DANE decided (§14.8): MTA-STS, then the list.
+		// Neither the operator nor DANE decided (§14.8): MTA-STS, then the list, then
+		// a pin, which a policy in mode testing does not stand in the way of.
 		var ok bool
 		if d, ok = decideSTS(d, in, now); !ok {
 			d, _ = decideList(d, in, now)
+		}
+		if d.Source == SourceOpportunistic || d.Policy != nil && d.Policy.Testing && d.Defer == nil {
+			d = decidePin(d, in)
 		}
 	}
 	return d
