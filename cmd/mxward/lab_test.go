@@ -154,6 +154,19 @@ func TestLabMatrix(t *testing.T) {
 		}
 	}
 
+	// A pin, learnt from an earlier delivery over TLS, makes stripping defer even for a
+	// destination that publishes nothing (docs/pinning.md); it does nothing against a
+	// forged MX, whose host offers STARTTLS too. The same earlier delivery cached the
+	// MTA-STS policy, so first contact is no longer first.
+	safeDeferral(cell("mxward-pinned", "none", "strip-starttls"), "the pin")
+	if c := cell("mxward-pinned", "none", "strip-starttls"); c.Fields["policy"] != "pin" {
+		t.Errorf("none/strip-starttls/mxward-pinned deferred by policy %q, want pin: %s", c.Fields["policy"], c.Explain)
+	}
+	if c := cell("mxward-pinned", "none", "forge-mx"); !c.AttackerHost {
+		t.Errorf("a pin stopped a forged MX, which it cannot: %s", c.Explain)
+	}
+	safeDeferral(cell("mxward-pinned", "mta-sts", "first-contact"), "the cached MTA-STS policy")
+
 	// Apart from that gap, mxward's default never hands a protected destination's mail
 	// to the attacker.
 	for _, c := range rep.Cells {
@@ -189,8 +202,8 @@ func TestLabCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("lab --json: %v\n%s", err, out)
 	}
-	if len(rep.Cells) != 6*4*6 {
-		t.Errorf("%d cells, want %d", len(rep.Cells), 6*4*6)
+	if len(rep.Cells) != 7*4*6 {
+		t.Errorf("%d cells, want %d", len(rep.Cells), 7*4*6)
 	}
 	for _, c := range rep.Cells {
 		if c.Outcome == "" || c.Explain == "" {

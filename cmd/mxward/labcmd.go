@@ -28,7 +28,7 @@ const labUsage = `usage: mxward lab [--json] [--html FILE] [--verbose]
 
 Starts a simulated internet inside this process — a DNSSEC-signed DNS tree, receiving
 MX hosts, an MTA-STS policy host, and an attacker on the path — and sends real messages
-through mxward's own delivery engine from six sender configurations:
+through mxward's own delivery engine from seven sender configurations:
 
   opportunistic    STARTTLS when offered, any certificate (what most MTAs do)
   verify-mx-name   TLS required, certificate verified for the MX host name
@@ -36,6 +36,8 @@ through mxward's own delivery engine from six sender configurations:
   dane             DANE (RFC 7672) with DNSSEC validated in-process, MTA-STS off
   mxward-default   mxward's defaults: DNSSEC, DANE and MTA-STS
   mxward-list      the defaults and a static policy list naming the MTA-STS domains
+  mxward-pinned    the defaults with pinning, after one earlier delivery to every
+                   domain (so with its MTA-STS policies cached, too)
 
 to destinations that publish all protections, DANE only, MTA-STS only, or nothing, while
 the attacker watches passively, strips STARTTLS, forges the MX record, or forges the
@@ -61,6 +63,10 @@ type labSender struct {
 	// list senders install a static policy list with an entry for each destination
 	// that publishes MTA-STS, as an operator would for the domains it cares about.
 	list bool
+	// warm senders deliver one message to every domain before the attacker is switched
+	// on, and keep what they learnt (MTA-STS policies, pins): a sender that has met the
+	// destinations before.
+	warm bool
 }
 
 func labSenders() []labSender {
@@ -75,6 +81,8 @@ func labSenders() []labSender {
 			Config: "[delivery]\ntls_level = \"dane\"\n[mta_sts]\nenabled = false\n"},
 		{Name: "mxward-default", Title: "mxward's defaults: DNSSEC, DANE and MTA-STS", Config: ""},
 		{Name: "mxward-list", Title: "mxward's defaults and a static policy list naming the MTA-STS domains", list: true},
+		{Name: "mxward-pinned", Title: "mxward's defaults with pinning, after one earlier delivery to every domain", warm: true,
+			Config: "[pinning]\nenabled = true\nmin_observations = 1\n"},
 	}
 }
 
@@ -248,6 +256,20 @@ func runLab(ctx context.Context, log *slog.Logger) (*labReport, error) {
 		return nil, err
 	}
 
+	// Senders that met the destinations before do so now, with no attacker about.
+	for _, s := range rep.Senders {
+		if s.warm {
+			if _, err := labSend(ctx, in, s, rep, filepath.Join(dir, s.Name), anchors, log.With("sender", s.Name, "round", "warm-up")); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, d := range rep.Destinations {
+		for _, a := range rep.Attacks {
+			in.SetAttack(labDomain(d, a), a.on)
+		}
+	}
+
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make([]error, len(rep.Senders))
@@ -311,8 +333,8 @@ func writeLabList(dir string, rep *labReport) (string, error) {
 // so that every message runs at once.
 func labDomain(d labDestination, a labAttack) string { return d.Kind + "-" + a.Name + ".lab" }
 
-// startLabInternet starts the lab with one domain per destination kind and attack,
-// each attack switched on for its domains.
+// startLabInternet starts the lab with one domain per destination kind and attack; the
+// attacks are switched on by the caller.
 func startLabInternet(ctx context.Context, rep *labReport) (*lab.Internet, error) {
 	var zones []lab.Zone
 	policies := make(map[string]string)
@@ -330,21 +352,14 @@ func startLabInternet(ctx context.Context, rep *labReport) (*lab.Internet, error
 			}
 		}
 	}
-	in, err := lab.Start(ctx, lab.Options{Zones: zones, Policies: policies})
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range rep.Destinations {
-		for _, a := range rep.Attacks {
-			in.SetAttack(labDomain(d, a), a.on)
-		}
-	}
-	return in, nil
+	return lab.Start(ctx, lab.Options{Zones: zones, Policies: policies})
 }
 
-// labSend runs one sender: mxward's configuration parser, resolver, MTA-STS manager,
-// spool and outbound delivery engine, as `mxward serve` builds them, with the lab's
-// DNS server, trust anchor and CA in place of the internet's. It queues one message per
+// labSend runs one sender: mxward's configuration parser, spool, resolver and outbound
+// delivery engine with its policy sources (DKIM, MTA-STS, the static list, pins), built
+// by the functions `mxward serve` builds them with (newResolver, newRemote,
+// outboundPolicies), with the lab's DNS server, trust anchor and CA in place of the
+// internet's. It queues one message per
 // destination, runs the engine until each has had its first attempt, and returns the
 // cells.
 func labSend(ctx context.Context, in *lab.Internet, s labSender, rep *labReport, dir, anchors string, log *slog.Logger) ([]labCell, error) {
@@ -373,22 +388,14 @@ func labSend(ctx context.Context, in *lab.Internet, s labSender, rep *labReport,
 	// The lab's receivers share one port instead of 25, and its Web PKI is the lab CA.
 	remote.Port = in.SMTPPort
 	remote.Roots = in.CAPool()
-	sts, err := newMTASTS(cfg, res, log)
+	var list policylist.Current
+	_, sts, err := outboundPolicies(cfg, res, remote, &list, log)
 	if err != nil {
 		return nil, fmt.Errorf("sender %s: %w", s.Name, err)
 	}
 	if sts != nil {
 		sts.Fetcher.(*mtasts.HTTPFetcher).RootCAs = in.CAPool()
-		remote.MTASTS = sts.Lookup
-		remote.MTASTSRecheck = sts.Recheck
 	}
-	list, err := installPolicyList(cfg, time.Now(), log)
-	if err != nil {
-		return nil, fmt.Errorf("sender %s: %w", s.Name, err)
-	}
-	var current policylist.Current
-	current.Store(list)
-	remote.PolicyList = current.Lookup
 
 	type queued struct {
 		id      spool.ID

@@ -180,31 +180,8 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	if err != nil {
 		return nil, err
 	}
-	if d.dkim, err = newSigner(cfg, log.With("component", "dkim")); err != nil {
+	if d.dkim, d.sts, err = outboundPolicies(cfg, d.resolver, d.remote, &d.list, log); err != nil {
 		return nil, err
-	}
-	if d.dkim != nil {
-		d.remote.Sign = d.dkim.sign
-	}
-	if d.sts, err = newMTASTS(cfg, d.resolver, log.With("component", "mta-sts")); err != nil {
-		return nil, err
-	}
-	if d.sts != nil {
-		d.remote.MTASTS = d.sts.Lookup
-		d.remote.MTASTSRecheck = d.sts.Recheck
-	}
-	list, err := installPolicyList(cfg, time.Now(), log.With("component", "policy-list"))
-	if err != nil {
-		return nil, err
-	}
-	d.list.Store(list)
-	d.remote.PolicyList = d.list.Lookup
-	if cfg.Pinning.Enabled {
-		pins, err := openPins(cfg, log.With("component", "pin"), true)
-		if err != nil {
-			return nil, err
-		}
-		d.remote.Pins = pins
 	}
 	d.srv = smtpserver.New(scfg, store, log.With("component", "smtp"))
 	if cfg.MTASTSPolicy.Listen != "" {
@@ -658,6 +635,42 @@ func newRemote(cfg *config.Config, resolver *resolver, store spool.Store, retry 
 		Bouncer: b,
 		Log:     log,
 	}, nil
+}
+
+// outboundPolicies gives remote what decides and shapes its deliveries besides the
+// TLS level: DKIM signing, the MTA-STS manager, the static policy list (installed into
+// list, which reload swaps) and the pin store. serve and lab build their delivery
+// engines with it.
+func outboundPolicies(cfg *config.Config, res *resolver, remote *delivery.Remote, list *policylist.Current, log *slog.Logger) (*dkimSigner, *mtasts.Manager, error) {
+	signer, err := newSigner(cfg, log.With("component", "dkim"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if signer != nil {
+		remote.Sign = signer.sign
+	}
+	sts, err := newMTASTS(cfg, res, log.With("component", "mta-sts"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if sts != nil {
+		remote.MTASTS = sts.Lookup
+		remote.MTASTSRecheck = sts.Recheck
+	}
+	l, err := installPolicyList(cfg, time.Now(), log.With("component", "policy-list"))
+	if err != nil {
+		return nil, nil, err
+	}
+	list.Store(l)
+	remote.PolicyList = list.Lookup
+	if cfg.Pinning.Enabled {
+		pins, err := openPins(cfg, log.With("component", "pin"), true)
+		if err != nil {
+			return nil, nil, err
+		}
+		remote.Pins = pins
+	}
+	return signer, sts, nil
 }
 
 // tlsPolicies parses the delivery.tls_policy table.
