@@ -32,7 +32,9 @@ eavesdropping, STARTTLS stripping, forged MX and forged certificate. The --json 
 is described in docs/check.md.
 
 Exit status: 0 when protected against all four threats, 1 when only opportunistic, 2
-when broken: a DANE or MTA-STS enforce domain to which delivery would fail.
+when broken: a DANE or MTA-STS enforce domain to which delivery would fail; 75 when no
+verdict can be given because no configured resolver passes the self-test of "mxward
+check" (DNSSEC statuses would be wrong).
 `
 
 // checkFlags are the options of `mxward check`, with or without DOMAIN.
@@ -107,6 +109,12 @@ func cmdCheckDomain(ctx context.Context, cf checkFlags, stdout, stderr io.Writer
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	// Every verdict rests on DNSSEC statuses: from resolvers that cannot give them (a
+	// resolver that strips signatures, one that is down) a DANE domain would look
+	// broken and a forged answer could look fine. Refuse to judge rather than mislead.
+	if err := resolversFit(ctx, res); err != nil {
+		return &exitError{code: 75, err: fmt.Errorf("check %s: %w", domain, err)}
+	}
 	rep := probe.Check(ctx, opts)
 	if cf.asJSON {
 		if err := writeJSON(stdout, rep); err != nil {
@@ -119,6 +127,21 @@ func cmdCheckDomain(ctx context.Context, cf checkFlags, stdout, stderr io.Writer
 		return &exitError{code: code, err: errors.New("")}
 	}
 	return nil
+}
+
+// resolversFit runs the resolver self-test and fails when no resolver is fit for the
+// configured dns.mode.
+func resolversFit(ctx context.Context, res *resolver) error {
+	checks := res.CheckResolvers(ctx, res.probe)
+	var problems []string
+	for _, c := range checks {
+		if c.OK {
+			return nil
+		}
+		problems = append(problems, c.Server+": "+c.Problem)
+	}
+	return fmt.Errorf("no resolver is fit for dns.mode %q, so DNSSEC statuses cannot be trusted and no verdict is given (%s); see `mxward check`",
+		res.mode, strings.Join(problems, "; "))
 }
 
 // installedList is the static policy list installed in policy_list.dir, or nil when

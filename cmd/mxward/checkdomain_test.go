@@ -333,3 +333,19 @@ func TestCheckLabKinds(t *testing.T) {
 		})
 	}
 }
+
+// With no resolver fit for the DNS mode (here: none answering), `mxward check DOMAIN`
+// gives no verdict: exit 75 and the reason, not a "broken" that would blame the domain.
+func TestCheckDomainUnfitResolver(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mxward.toml")
+	body := fmt.Sprintf("data_dir = %q\n[dns]\nresolvers = [\"127.0.0.1:9\"]\n", filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", cfg, "--json", "example.test"}, nil, &out, &errs)
+	if code != 75 || out.Len() != 0 || !strings.Contains(errs.String(), "no resolver is fit") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 75, nothing, and the reason", code, out.String(), errs.String())
+	}
+}

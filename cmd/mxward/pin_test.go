@@ -267,7 +267,11 @@ func TestPinEndToEnd(t *testing.T) {
 	mitm := startStripSwitch(t, pf.Port())
 	dns := dnstest.NewServer(t)
 	dns.Add("example.net. 3600 IN SOA ns.example.net. hostmaster.example.net. 1 7200 900 1209600 300",
-		"example.net. 300 IN MX 10 mx.example.net.", "mx.example.net. 300 IN A 127.0.0.1")
+		"example.net. 300 IN MX 10 mx.example.net.", "mx.example.net. 300 IN A 127.0.0.1",
+		// A validated root SOA for the resolver self-test, which `mxward check` runs
+		// first (DANE-01); example.net stays unsigned.
+		". 86400 IN SOA a.root-servers.net. nstld.verisign-grs.com. 1 1800 900 604800 86400")
+	dns.SecureName(".")
 	in := startInstanceDNS(t,
 		fmt.Sprintf("mode = \"trust-ad\"\nresolvers = [%q]\n[pinning]\nenabled = true\nmin_interval = \"1s\"\n", dns.Addr),
 		fmt.Sprintf("retry_first = \"1h\"\n[delivery.transport]\n\"example.net\" = \"example.net:%d\"\n", mitm.port))
