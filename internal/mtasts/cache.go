@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mxward/internal/atomicfile"
 )
 
 // Entry is a cached policy and what is known about keeping it fresh.
@@ -152,7 +154,7 @@ func (c *Cache) Put(e Entry) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := writeFileAtomic(c.dir, p, append(data, '\n')); err != nil {
+	if err := atomicfile.Write(p, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store MTA-STS policy for %s: %w", e.Domain, err)
 	}
 	return nil
@@ -169,7 +171,7 @@ func (c *Cache) Delete(domain string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("forget MTA-STS policy for %s: %w", domain, err)
 	}
-	return syncDir(c.dir)
+	return atomicfile.SyncDir(c.dir)
 }
 
 // Entries returns every readable entry, sorted by domain.
@@ -190,42 +192,4 @@ func (c *Cache) Entries() ([]Entry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Domain < out[j].Domain })
 	return out, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file in dir and a
-// rename, then syncs dir so the rename itself is durable.
-func writeFileAtomic(dir, path string, data []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

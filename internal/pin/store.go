@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mxward/internal/atomicfile"
 )
 
 // Defaults of Options, and the bounds the configuration enforces.
@@ -262,7 +264,7 @@ func (s *Store) Observe(ctx context.Context, domain string, o Observation, now t
 	if err != nil {
 		return Entry{}, fmt.Errorf("record TLS delivery to %s for pinning: %w", d, err)
 	}
-	if err := writeFileAtomic(s.dir, p, append(data, '\n')); err != nil {
+	if err := atomicfile.Write(p, append(data, '\n'), 0o600); err != nil {
 		return Entry{}, fmt.Errorf("record TLS delivery to %s for pinning: %w", d, err)
 	}
 	if created {
@@ -312,7 +314,7 @@ func (s *Store) Forget(ctx context.Context, domain string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("forget pin for %s: %w", domain, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return true, fmt.Errorf("forget pin for %s: %w", domain, err)
 	}
 	return true, nil
@@ -467,42 +469,4 @@ func validVersion(v string) bool {
 		return true
 	}
 	return false
-}
-
-// writeFileAtomic writes data to path through a synced temporary file in dir and a
-// rename, then syncs dir so the rename itself is durable.
-func writeFileAtomic(dir, path string, data []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"mxward/internal/atomicfile"
 )
 
 // Names of the files Install keeps in its directory.
@@ -142,11 +144,11 @@ func Install(dir string, l *List, now time.Time) error {
 	}
 	if !own {
 		mark := l.Timestamp.UTC().Format(time.RFC3339Nano) + "\n"
-		if err := writeAtomic(dir, TimestampFile, []byte(mark)); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, TimestampFile), []byte(mark), 0o644); err != nil {
 			return fmt.Errorf("installing policy list: %w", err)
 		}
 	}
-	if err := writeAtomic(dir, ListFile, doc); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ListFile), doc, 0o644); err != nil {
 		return fmt.Errorf("installing policy list: %w", err)
 	}
 	return nil
@@ -186,46 +188,4 @@ func (l *List) encodeEFF() ([]byte, error) {
 		return nil, fmt.Errorf("encoding policy list: %w", err)
 	}
 	return append(b, '\n'), nil
-}
-
-// writeAtomic replaces dir/name with data so that a reader sees the old or the new file,
-// never a part, and the new one survives a crash once writeAtomic returns.
-func writeAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("renaming %s into place: %w", name, err)
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory for %s: %w", name, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory for %s: %w", name, err)
-	}
-	return nil
 }
