@@ -7,6 +7,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -330,6 +331,32 @@ func TestDANEWithPostfix(t *testing.T) {
 					if n := len(receiver(d).Maildir(t, user+"@"+d)); n != 0 {
 						t.Errorf("%s: deferred, yet %d messages reached the receiver", d, n)
 					}
+				}
+			}
+
+			// `mxward check DOMAIN` with the same configuration, against the same NSD,
+			// Unbound and Postfix receivers: its verdict agrees with what delivery did.
+			for _, c := range []struct {
+				domain  string
+				port    int
+				code    int
+				verdict string
+			}{
+				{"good.test", port, 0, "protected"},
+				{"ta.test", caPort, 0, "protected"},
+				{"wrong.test", port, 2, "broken"},
+				{"nostarttls.test", plainPort, 2, "broken"},
+				{"expired.test", port, 2, "broken"},
+				{"forged.test", caPort, 2, "broken"},
+				{"plain.test", port, 1, "opportunistic"},
+				{"insecuremx.test", port, 1, "opportunistic"},
+			} {
+				out, code := runMxward(t, "check", "--config", in.cfgPath, "--json", "--port", fmt.Sprint(c.port), c.domain)
+				var rep struct {
+					Verdict string `json:"verdict"`
+				}
+				if err := json.Unmarshal([]byte(out), &rep); err != nil || code != c.code || rep.Verdict != c.verdict {
+					t.Errorf("check %s: exit %d, verdict %q (%v); want %d %s\n%s", c.domain, code, rep.Verdict, err, c.code, c.verdict, out)
 				}
 			}
 		})
