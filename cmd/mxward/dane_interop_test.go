@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -10,8 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,61 +58,6 @@ func spkiSHA256(t *testing.T, c *testpeer.Cert) string {
 	}
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
-}
-
-// stripSTARTTLS is a man in the middle on loopback: it relays SMTP to upstream but
-// deletes STARTTLS from every EHLO reply, the downgrade that opportunistic TLS cannot
-// notice. It returns its port.
-func stripSTARTTLS(t *testing.T, upstream string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.DialTimeout("tcp", upstream, 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go io.Copy(u, c)
-				r := bufio.NewReader(u)
-				var reply []string
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					reply = append(reply, line)
-					if len(line) >= 4 && line[3] == '-' {
-						continue // more lines of this reply follow
-					}
-					var out []string
-					for _, l := range reply {
-						if !strings.Contains(strings.ToUpper(l), "STARTTLS") {
-							out = append(out, l)
-						}
-					}
-					if n := len(out); n > 0 && len(out[n-1]) >= 4 {
-						out[n-1] = out[n-1][:3] + " " + out[n-1][4:]
-					}
-					if _, err := io.WriteString(c, strings.Join(out, "")); err != nil {
-						return
-					}
-					reply = reply[:0]
-				}
-			}()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // forgeMX answers MX questions for the zone with an unsigned MX naming target: what an
@@ -176,7 +118,9 @@ func TestDANEWithPostfix(t *testing.T) {
 	pfOld := testpeer.StartPostfix(t, testpeer.PostfixOptions{Hostname: "mx.expiredcert.test", Deliver: true,
 		Domains: []string{"expiredcert.test"}, ServerTLS: true, Cert: oldCert})
 	port, caPort, plainPort, oldPort := pf.Port(), pfCA.Port(), pfPlain.Port(), pfOld.Port()
-	stripPort := stripSTARTTLS(t, pf.Addr())
+	strip := startStripSwitch(t, port)
+	strip.set(true)
+	stripPort := strip.port
 
 	leafDER, _ := pem.Decode(pf.Cert().CertPEM)
 	sum256 := sha256.Sum256(leafDER.Bytes)
