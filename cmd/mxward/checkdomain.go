@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"mxward/internal/config"
 	"mxward/internal/pin"
 	"mxward/internal/policylist"
@@ -72,6 +74,16 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkFlags, error) {
 // cmdCheckDomain is `mxward check DOMAIN`.
 func cmdCheckDomain(ctx context.Context, cf checkFlags, stdout, stderr io.Writer) error {
 	domain := strings.ToLower(strings.TrimSuffix(cf.rest[0], "."))
+	// An internationalized name is checked by its A-labels, as delivery looks it up
+	// (RFC 5890).
+	a, err := idna.Lookup.ToASCII(domain)
+	if err == nil {
+		err = checkHostName(a)
+	}
+	if err != nil {
+		return &exitError{code: 64, err: fmt.Errorf("check: %q is not a domain name: %w", cf.rest[0], err)}
+	}
+	domain = a
 	cfg, _, res, err := loadResolver(cf.cfgPath, stderr)
 	if err != nil {
 		return err
@@ -125,6 +137,28 @@ func cmdCheckDomain(ctx context.Context, cf checkFlags, stdout, stderr io.Writer
 	}
 	if code := rep.ExitCode(); code != 0 {
 		return &exitError{code: code, err: errors.New("")}
+	}
+	return nil
+}
+
+// checkHostName accepts a host name in A-labels (RFC 1123 §2.1, underscores allowed
+// for the service names of test setups), refused before anything is looked up.
+func checkHostName(name string) error {
+	if name == "" || len(name) > 253 {
+		return errors.New("empty or longer than 253 characters")
+	}
+	for _, l := range strings.Split(name, ".") {
+		if l == "" || len(l) > 63 {
+			return fmt.Errorf("label %q is empty or longer than 63 characters", l)
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("label %q starts or ends with a hyphen", l)
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("label %q has the character %q", l, c)
+			}
+		}
 	}
 	return nil
 }

@@ -334,6 +334,30 @@ func TestCheckLabKinds(t *testing.T) {
 	}
 }
 
+// A domain that is not a host name is refused before any lookup (exit 64); the
+// configuration's resolver is a closed loopback port all the same.
+func TestCheckDomainName(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mxward.toml")
+	body := fmt.Sprintf("data_dir = %q\n[dns]\nresolvers = [\"127.0.0.1:9\"]\n", filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"bad..name", "-", "a-.test", "a b.test", "a@b.test", strings.Repeat("a", 64) + ".test"} {
+		var out, errs bytes.Buffer
+		if code := run(context.Background(), []string{"check", "--config", cfg, d}, nil, &out, &errs); code != 64 ||
+			!strings.Contains(errs.String(), "not a domain name") {
+			t.Errorf("check %q: exit %d, stderr %q; want 64", d, code, errs.String())
+		}
+	}
+	// An internationalized name is checked by its A-labels: past the name check, the
+	// closed resolver stops it (exit 75).
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", cfg, "bücher.test"}, nil, &out, &errs); code != 75 {
+		t.Errorf("check bücher.test: exit %d, stderr %q; want 75", code, errs.String())
+	}
+}
+
 // With no resolver fit for the DNS mode (here: none answering), `mxward check DOMAIN`
 // gives no verdict: exit 75 and the reason, not a "broken" that would blame the domain.
 func TestCheckDomainUnfitResolver(t *testing.T) {
