@@ -359,9 +359,8 @@ func startLabInternet(ctx context.Context, rep *labReport) (*lab.Internet, error
 // delivery engine with its policy sources (DKIM, MTA-STS, the static list, pins), built
 // by the functions `mxward serve` builds them with (newResolver, newRemote,
 // outboundPolicies), with the lab's DNS server, trust anchor and CA in place of the
-// internet's. It queues one message per
-// destination, runs the engine until each has had its first attempt, and returns the
-// cells.
+// internet's. It queues one message per destination, runs the engine until each has
+// had its first attempt, and returns the cells.
 func labSend(ctx context.Context, in *lab.Internet, s labSender, rep *labReport, dir, anchors string, log *slog.Logger) ([]labCell, error) {
 	base := fmt.Sprintf("hostname = \"mxward.sender.lab\"\ndata_dir = %q\n[dns]\nmode = \"validate\"\nresolvers = [%q]\ntrust_anchor_file = %q\n[mta_sts]\nhttps_port = %d\n[delivery]\nconnect_timeout = \"5s\"\n",
 		dir, in.DNSAddr(), anchors, in.HTTPSPort)
