@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"mxward/internal/mtasts"
 	"mxward/internal/tlscert"
 )
@@ -281,8 +283,16 @@ func (s *Server) TLSConfig() *tls.Config {
 // Serve accepts TLS connections on ln and serves the policy until Shutdown; it returns
 // http.ErrServerClosed after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.http.ServeTLS(ln, "", "")
+	return s.http.ServeTLS(s.limit(ln), "", "")
 }
+
+// MaxConns bounds the connections served at once.
+const MaxConns = 256
+
+// limit bounds the connections of ln at MaxConns. Senders fetch a policy about once a
+// day each; a flood of idle connections must not exhaust the process's file
+// descriptors. Connections beyond the limit wait in the kernel's backlog.
+func (s *Server) limit(ln net.Listener) net.Listener { return netutil.LimitListener(ln, MaxConns) }
 
 // Shutdown stops accepting connections and waits for requests in progress, until ctx
 // is done.

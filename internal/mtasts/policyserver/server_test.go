@@ -525,3 +525,48 @@ func FuzzServeHTTP(f *testing.F) {
 		}
 	})
 }
+
+// Idle connections beyond MaxConns wait unserved: a flood cannot take the process's
+// file descriptors, and service resumes when they go.
+func TestConnectionLimit(t *testing.T) {
+	f := newFixture(t)
+	s, err := New(t.Context(), Config{Domains: []string{"example.test"}, Policy: publish(t, mtasts.ModeTesting),
+		Certificates: []CertFiles{f.valid(t, "test", "mta-sts.example.test")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := start(t, s)
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range MaxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	url := "https://mta-sts.example.test" + mtasts.WellKnownPath
+	cl := f.client(addr, "", false, tls.VersionTLS13)
+	cl.Timeout = 300 * time.Millisecond
+	if resp, err := cl.Get(url); err == nil {
+		resp.Body.Close()
+		t.Fatal("served beyond MaxConns idle connections")
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	idle = nil
+	cl.Timeout = 10 * time.Second
+	resp, err := cl.Get(url)
+	if err != nil {
+		t.Fatalf("after the idle connections closed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+}
