@@ -9,8 +9,8 @@ import (
 	"mxward/internal/dns"
 )
 
-const checkUsage = `usage: mxward check [--config FILE] [--json]
-       mxward check [--config FILE] [--json] [--connect=false] [--port N] DOMAIN
+const checkUsage = `usage: mxward check [--config FILE] [--json] [--resolver IP[:PORT]]
+       mxward check [--config FILE] [--json] [--connect=false] [--port N] [--resolver IP[:PORT]] DOMAIN
 
 Checks what this host's outbound security rests on: that the configuration loads, and
 that each DNS resolver is fit for the configured dns.mode. In mode "validate" a resolver
@@ -20,6 +20,9 @@ the AD bit, that is, validate. A resolver failing these makes every answer insec
 bogus: DANE then protects nothing, or mail to DANE domains is deferred.
 
 Exit status: 0 when every resolver is fit, 1 when some are not, 2 when none is.
+
+--resolver (repeatable) uses the given resolvers instead of dns.resolvers, to try one
+before configuring it.
 
 With DOMAIN, it checks what delivery to DOMAIN would get instead; see below.
 `
@@ -42,7 +45,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdCheckDomain(ctx, cf, stdout, stderr)
 	}
 	cfgPath, asJSON := cf.cfgPath, cf.asJSON
-	cfg, source, res, err := loadResolver(cfgPath, stderr)
+	cfg, source, res, err := loadResolver(cfgPath, stderr, cf.resolvers...)
 	if err != nil {
 		return err
 	}

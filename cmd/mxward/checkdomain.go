@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -21,7 +22,7 @@ import (
 	"mxward/internal/tlspolicy"
 )
 
-const checkDomainUsage = `usage: mxward check [--config FILE] [--json] [--connect=false] [--port N] DOMAIN
+const checkDomainUsage = `usage: mxward check [--config FILE] [--json] [--connect=false] [--port N] [--resolver IP[:PORT]] DOMAIN
 
 Shows what a delivery from this host to DOMAIN would get, and why: the MX records and
 their DNSSEC status, each MX host's addresses and TLSA records (usable or not, and why),
@@ -41,11 +42,12 @@ check" (DNSSEC statuses would be wrong).
 
 // checkFlags are the options of `mxward check`, with or without DOMAIN.
 type checkFlags struct {
-	cfgPath string
-	asJSON  bool
-	connect bool
-	port    int
-	rest    []string
+	cfgPath   string
+	asJSON    bool
+	connect   bool
+	port      int
+	resolvers []string
+	rest      []string
 }
 
 // parseCheckArgs parses the arguments of `mxward check`: flags anywhere, and either no
@@ -59,6 +61,14 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkFlags, error) {
 	fs.BoolVar(&cf.asJSON, "json", false, "print JSON")
 	fs.BoolVar(&cf.connect, "connect", true, "probe each MX host with STARTTLS")
 	fs.IntVar(&cf.port, "port", 25, "SMTP port of the probe")
+	fs.Func("resolver", "DNS resolver to use instead of dns.resolvers, as ip or ip:port (repeatable)", func(v string) error {
+		addr, err := resolverAddr(v)
+		if err != nil {
+			return err
+		}
+		cf.resolvers = append(cf.resolvers, addr)
+		return nil
+	})
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return cf, err
@@ -84,7 +94,7 @@ func cmdCheckDomain(ctx context.Context, cf checkFlags, stdout, stderr io.Writer
 		return &exitError{code: 64, err: fmt.Errorf("check: %q is not a domain name: %w", cf.rest[0], err)}
 	}
 	domain = a
-	cfg, _, res, err := loadResolver(cf.cfgPath, stderr)
+	cfg, _, res, err := loadResolver(cf.cfgPath, stderr, cf.resolvers...)
 	if err != nil {
 		return err
 	}
@@ -141,6 +151,18 @@ func cmdCheckDomain(ctx context.Context, cf checkFlags, stdout, stderr io.Writer
 	return nil
 }
 
+// resolverAddr turns "ip" or "ip:port" into "ip:port".
+func resolverAddr(v string) (string, error) {
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return ap.String(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an IP address or ip:port", v)
+	}
+	return netip.AddrPortFrom(a, 53).String(), nil
+}
+
 // checkHostName accepts a host name in A-labels (RFC 1123 §2.1, underscores allowed
 // for the service names of test setups), refused before anything is looked up.
 func checkHostName(name string) error {
@@ -174,7 +196,7 @@ func resolversFit(ctx context.Context, res *resolver) error {
 		}
 		problems = append(problems, c.Server+": "+c.Problem)
 	}
-	return fmt.Errorf("no resolver is fit for dns.mode %q, so DNSSEC statuses cannot be trusted and no verdict is given (%s); see `mxward check`",
+	return fmt.Errorf("no resolver is fit for dns.mode %q, so DNSSEC statuses cannot be trusted and no verdict is given (%s); see `mxward check`, or name a resolver that passes DNSSEC records with --resolver",
 		res.mode, strings.Join(problems, "; "))
 }
 

@@ -187,6 +187,47 @@ func TestCheckDomain(t *testing.T) {
 	}
 }
 
+// --resolver replaces dns.resolvers, for both forms of check: the lab's configuration
+// with a closed resolver instead gives no verdict.
+func TestCheckResolverOption(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := lab.Start(ctx, lab.Options{Zones: []lab.Zone{{Name: "dane.lab", Signed: true,
+		MX: []lab.MXHost{{Name: "mx", Pref: 10, Cert: lab.CertSelfSigned, TLSA: lab.TLSAMatch}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	dir := t.TempDir()
+	var anchors strings.Builder
+	for _, rr := range in.Anchors() {
+		anchors.WriteString(rr.String() + "\n")
+	}
+	anchorFile, cfg := filepath.Join(dir, "anchors"), filepath.Join(dir, "mxward.toml")
+	body := fmt.Sprintf("data_dir = %q\n[dns]\nresolvers = [\"127.0.0.1:9\"]\ntrust_anchor_file = %q\n", filepath.Join(dir, "data"), anchorFile)
+	for f, b := range map[string]string{anchorFile: anchors.String(), cfg: body} {
+		if err := os.WriteFile(f, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := strconv.Itoa(in.SMTPPort)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"check", "--config", cfg, "--port", port, "dane.lab"}, 75},
+		{[]string{"check", "--config", cfg, "--port", port, "--resolver", in.DNSAddr(), "dane.lab"}, 0},
+		{[]string{"check", "--config", cfg}, 2},
+		{[]string{"check", "--config", cfg, "--resolver", in.DNSAddr()}, 0},
+		{[]string{"check", "--config", cfg, "--resolver", "not-an-address", "dane.lab"}, 64},
+	} {
+		var out, errs bytes.Buffer
+		if code := run(ctx, tc.args, nil, &out, &errs); code != tc.code {
+			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, tc.code, out.String(), errs.String())
+		}
+	}
+}
+
 // compareGolden compares got with the golden file, rewriting it first with
 // -update-check-golden.
 func compareGolden(t *testing.T, golden, got string) {

@@ -61,10 +61,15 @@ func newResolver(cfg *config.Config, log *slog.Logger) (*resolver, error) {
 
 // loadResolver loads the configuration for a command that looks names up (check, dns
 // lookup) and builds its resolver; warnings go to stderr.
-func loadResolver(cfgPath string, stderr io.Writer) (*config.Config, string, *resolver, error) {
+//
+// Resolvers given replace dns.resolvers (the --resolver option of check).
+func loadResolver(cfgPath string, stderr io.Writer, resolvers ...string) (*config.Config, string, *resolver, error) {
 	cfg, source, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, "", nil, err
+	}
+	if len(resolvers) > 0 {
+		cfg.DNS.Resolvers = resolvers
 	}
 	res, err := newResolver(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
