@@ -124,12 +124,8 @@ func TestCheckDomain(t *testing.T) {
 	in.SetAttack("forged.lab", lab.ForgeMX)
 
 	dir := t.TempDir()
-	var anchors strings.Builder
-	for _, rr := range in.Anchors() {
-		anchors.WriteString(rr.String() + "\n")
-	}
 	anchorFile := filepath.Join(dir, "anchors")
-	if err := os.WriteFile(anchorFile, []byte(anchors.String()), 0o644); err != nil {
+	if err := in.WriteAnchors(anchorFile); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "mxward.toml")
@@ -199,13 +195,12 @@ func TestCheckResolverOption(t *testing.T) {
 	}
 	t.Cleanup(func() { in.Close() })
 	dir := t.TempDir()
-	var anchors strings.Builder
-	for _, rr := range in.Anchors() {
-		anchors.WriteString(rr.String() + "\n")
-	}
 	anchorFile, cfg := filepath.Join(dir, "anchors"), filepath.Join(dir, "mxward.toml")
+	if err := in.WriteAnchors(anchorFile); err != nil {
+		t.Fatal(err)
+	}
 	body := fmt.Sprintf("data_dir = %q\n[dns]\nresolvers = [\"127.0.0.1:9\"]\ntrust_anchor_file = %q\n", filepath.Join(dir, "data"), anchorFile)
-	for f, b := range map[string]string{anchorFile: anchors.String(), cfg: body} {
+	for f, b := range map[string]string{cfg: body} {
 		if err := os.WriteFile(f, []byte(b), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -297,14 +292,13 @@ func TestCheckLabKinds(t *testing.T) {
 	in.SetAttack("forged-signed.lab", lab.ForgeSigned)
 
 	dir := t.TempDir()
-	var anchors strings.Builder
-	for _, rr := range in.Anchors() {
-		anchors.WriteString(rr.String() + "\n")
-	}
 	anchorFile, caFile, cfg := filepath.Join(dir, "anchors"), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "mxward.toml")
+	if err := in.WriteAnchors(anchorFile); err != nil {
+		t.Fatal(err)
+	}
 	body := fmt.Sprintf("hostname = \"sender.test\"\ndata_dir = %q\n[dns]\nmode = \"validate\"\nresolvers = [%q]\ntrust_anchor_file = %q\n[mta_sts]\nhttps_port = %d\n",
 		filepath.Join(dir, "data"), in.DNSAddr(), anchorFile, in.HTTPSPort)
-	for f, b := range map[string]string{anchorFile: anchors.String(), caFile: string(in.CAPEM()), cfg: body} {
+	for f, b := range map[string]string{caFile: string(in.CAPEM()), cfg: body} {
 		if err := os.WriteFile(f, []byte(b), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -248,11 +248,7 @@ func runLab(ctx context.Context, log *slog.Logger) (*labReport, error) {
 		}
 	}
 	anchors := filepath.Join(dir, "lab-root.anchor")
-	var ab strings.Builder
-	for _, rr := range in.Anchors() {
-		ab.WriteString(rr.String() + "\n")
-	}
-	if err := os.WriteFile(anchors, []byte(ab.String()), 0o644); err != nil {
+	if err := in.WriteAnchors(anchors); err != nil {
 		return nil, err
 	}
 

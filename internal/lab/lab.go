@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -319,6 +320,19 @@ func (in *Internet) Anchors() []mdns.RR {
 		out[i] = mdns.Copy(rr)
 	}
 	return out
+}
+
+// WriteAnchors writes the lab's trust anchor to path as a zone-file line, the form
+// dns.trust_anchor_file reads.
+func (in *Internet) WriteAnchors(path string) error {
+	var b strings.Builder
+	for _, rr := range in.anchors {
+		b.WriteString(rr.String() + "\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("lab: write trust anchors: %w", err)
+	}
+	return nil
 }
 
 // CAPool returns a pool trusting the lab CA alone.

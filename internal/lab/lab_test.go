@@ -564,3 +564,20 @@ func TestCloseCutsOpenSessions(t *testing.T) {
 		t.Errorf("Close took %v with idle sessions open", d)
 	}
 }
+
+// WriteAnchors writes what dns.trust_anchor_file reads back as the lab's anchor.
+func TestWriteAnchors(t *testing.T) {
+	in := startLab(t)
+	path := t.TempDir() + "/anchors"
+	if err := in.WriteAnchors(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dnssec.ReadAnchors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := in.Anchors()
+	if len(got) != len(want) || got[0].String() != want[0].String() {
+		t.Errorf("read back %v, want %v", got, want)
+	}
+}
