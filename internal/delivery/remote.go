@@ -722,6 +722,34 @@ func sameHost(hops []Hop, h Hop, ip netip.Addr) (Hop, bool) {
 	return Hop{}, false
 }
 
+// readTracker notes whether its reader was read at all, so that a body the Sign hook
+// left alone (a message it does not sign) is sent without being opened again.
+type readTracker struct {
+	r    io.Reader
+	read bool
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	t.read = true
+	return t.r.Read(p)
+}
+
+// rewind puts *body back at its start: a seek on a spool file, else a fresh Open.
+func (r *Remote) rewind(ctx context.Context, id spool.ID, body *io.ReadCloser) error {
+	if sk, ok := (*body).(io.Seeker); ok {
+		if _, err := sk.Seek(0, io.SeekStart); err == nil {
+			return nil
+		}
+	}
+	again, err := r.Store.Open(ctx, id)
+	if err != nil {
+		return err
+	}
+	(*body).Close()
+	*body = again
+	return nil
+}
+
 // plaintextRetryAllowed reports whether a failed handshake may be followed by a
 // plaintext session: only for opportunistic TLS that no TLSA record or pin asked for. A DANE
 // host, even one whose records are all unusable, has promised STARTTLS (DANE-18), and
@@ -789,22 +817,25 @@ func (r *Remote) send(ctx context.Context, c *smtpclient.Client, j *job, at *att
 	size := env.Size
 	var data io.Reader = body
 	if r.Sign != nil {
-		header, err := r.Sign(ctx, env, body)
+		tr := &readTracker{r: body}
+		header, err := r.Sign(ctx, env, tr)
 		if err != nil {
 			at.err, at.reason = err, "sign_failed"
 			return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.3.0 cannot sign the message: " + err.Error()}), true
 		}
-		// Signing read the body; read it again from the start.
-		again, err := r.Store.Open(ctx, j.key.id)
-		if err != nil {
-			at.err, at.reason = err, "queue_read_failed"
-			return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.3.0 cannot read the queued message: " + err.Error()}), true
+		if tr.read {
+			// Signing read the body: rewind it, or open it again.
+			if err := r.rewind(ctx, j.key.id, &body); err != nil {
+				at.err, at.reason = err, "queue_read_failed"
+				return allRcpts(j.rcpts, rcptOutcome{reply: "451 4.3.0 cannot read the queued message: " + err.Error()}), true
+			}
+			data = body
 		}
-		body.Close()
-		body = again
-		data = io.MultiReader(bytes.NewReader(header), body)
-		if size > 0 {
-			size += int64(len(header))
+		if len(header) > 0 {
+			data = io.MultiReader(bytes.NewReader(header), body)
+			if size > 0 {
+				size += int64(len(header))
+			}
 		}
 	}
 	rcpts := make([]smtpclient.Recipient, len(j.rcpts))

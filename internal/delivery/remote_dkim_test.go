@@ -141,3 +141,29 @@ func TestRemoteSignFailureDefers(t *testing.T) {
 		t.Errorf("receiver got %d messages, want none", n)
 	}
 }
+
+// A hook that reads part of the body and signs nothing, and one that does not read it
+// at all: either way the message leaves whole, from its first byte.
+func TestRemoteSignReadsWithoutSigning(t *testing.T) {
+	for _, n := range []int{0, 10} {
+		h := newRemoteHarness(t)
+		rv := startReceiver(t, receiverConfig{users: []string{"bob@example.net"}})
+		r := h.newRemote(rv.port)
+		r.Sign = func(_ context.Context, _ *spool.Envelope, body io.Reader) ([]byte, error) {
+			_, err := io.ReadFull(body, make([]byte, n))
+			return nil, err
+		}
+		id := h.enqueue(senderAddr, "bob@example.net", keepAddr)
+		h.round(r)
+		h.checkAttempt(id, "bob@example.net", 1, expect{"result": "delivered"})
+		body := rv.body(t, 0)
+		if strings.Contains(body, "DKIM-Signature") || !strings.Contains(body, "\r\n.leading dot\r\n") {
+			t.Errorf("read %d bytes: body\n%s", n, body)
+		}
+		// The queued message starts with its From field (the receiver may add its own
+		// trace fields above it).
+		if !strings.Contains(body, "\r\nFrom: "+senderAddr+"\r\n") && !strings.HasPrefix(body, "From: "+senderAddr+"\r\n") {
+			t.Errorf("read %d bytes: the From field did not arrive whole:\n%.300s", n, body)
+		}
+	}
+}
